@@ -1,0 +1,228 @@
+//! Start-up and shutdown: config → store → state → server, and the background tasks around it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::auth::Auth;
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, Env};
+use crate::providers::http;
+use crate::router::Router;
+use crate::spend::SpendSink;
+use crate::spend::prices::PriceTable;
+use crate::state::{AppState, State};
+use crate::store::Store;
+
+/// Spend events buffered between requests and the writer before senders wait.
+const SPEND_CHANNEL: usize = 65_536;
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::CheckConfig { ref path }) => check_config(path),
+        Some(Command::MockUpstream { ref host, port }) => {
+            init_tracing(false, "warn");
+            crate::mock_upstream::run(host, port).await
+        }
+        None => run(cli).await,
+    }
+}
+
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let cfg = config::load(path, Env::process()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &cfg.warnings {
+        println!("warning: {w}");
+    }
+    for k in &cfg.not_yet_supported {
+        println!("accepted, not yet supported: {k}");
+    }
+    println!(
+        "{}: ok ({} deployments in {} model groups)",
+        path.display(),
+        cfg.deployments.len(),
+        cfg.deployments
+            .iter()
+            .map(|d| &d.model_name)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
+    Ok(())
+}
+
+fn init_tracing(json: bool, default: &str) {
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| {
+            std::env::var("LITELLM_LOG")
+                .map(|v| EnvFilter::new(v.to_ascii_lowercase()))
+                .map_err(|_| ())
+        })
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().with_current_span(false).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Loads the configuration the command line asks for.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let env = Env::process();
+    let mut cfg = match (&cli.config, &cli.model) {
+        (Some(path), _) => config::load(path, env).map_err(|e| anyhow::anyhow!("{e}"))?,
+        (None, Some(model)) => {
+            config::quick_start(model, cli.api_base.clone(), cli.alias.clone(), env)
+                .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?
+        }
+        (None, None) => anyhow::bail!(
+            "nothing to serve: pass --config config.yaml or --model <model> (e.g. --model mock/gpt-4o to try it offline)"
+        ),
+    };
+    if cli.drop_params {
+        cfg.litellm.drop_params = true;
+    }
+    Ok(cfg)
+}
+
+/// Where the embedded SQLite database lives: beside the config file, else the working folder.
+pub fn default_sqlite_path(cfg: &Config) -> PathBuf {
+    if let Some(p) = cfg.env.get("TOLLGATE_DB_PATH") {
+        return PathBuf::from(p);
+    }
+    cfg.path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .join("tollgate.db")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let level = if cli.detailed_debug {
+        "debug"
+    } else if cli.debug {
+        "info,tollgate=debug"
+    } else {
+        "info"
+    };
+    let cfg = load_config(&cli)?;
+    init_tracing(cfg.litellm.json_logs, level);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    if !cfg.not_yet_supported.is_empty() {
+        tracing::warn!(
+            "accepted, not yet supported (ignored): {}",
+            cfg.not_yet_supported.join(", ")
+        );
+    }
+    if cfg.master_key.is_none() {
+        tracing::warn!(
+            "NO MASTER KEY SET: every route is open to anyone who can reach this port. Set general_settings.master_key or LITELLM_MASTER_KEY."
+        );
+    }
+
+    let gateway = Gateway::start(cfg).await?;
+    let addr = format!("{}:{}", cli.host, cli.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "Tollgate {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    // Machine-readable line for scripts and tests that start us on port 0.
+    println!("tollgate listening on http://{local}");
+    gateway.serve(listener, shutdown_signal()).await
+}
+
+/// A running gateway's state and background tasks.
+pub struct Gateway {
+    pub state: AppState,
+    tasks: crate::spend::writer::WriterHandle,
+}
+
+impl Gateway {
+    /// Opens the store, starts background tasks and builds the shared state.
+    pub async fn start(cfg: Config) -> anyhow::Result<Gateway> {
+        let started = Instant::now();
+        let url = match &cfg.database_url {
+            Some(u) => u.clone(),
+            None => Store::sqlite_url(&default_sqlite_path(&cfg)),
+        };
+        let store = Store::open(&url, 10)
+            .await
+            .with_context(|| format!("cannot open the database {}", crate::store::redact(&url)))?;
+        tracing::info!(
+            "store: {}",
+            match store.backend {
+                crate::store::Backend::Sqlite => "SQLite",
+                crate::store::Backend::Postgres => "PostgreSQL",
+            }
+        );
+        let client = http::Client::new().context("building the HTTP client")?;
+        let (spend, rx) = SpendSink::channel(SPEND_CHANNEL);
+        let tasks = crate::spend::writer::start(rx, Some(store.clone()), &cfg);
+        let state = Arc::new(State {
+            router: Router::new(&cfg, client),
+            auth: Auth::new(&cfg),
+            prices: PriceTable::new(),
+            spend,
+            store: Some(store),
+            started,
+            config: Arc::new(cfg),
+        });
+        Ok(Gateway { state, tasks })
+    }
+
+    /// Serves until `shutdown`, then drains requests and flushes spend.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Gateway { state, tasks } = self;
+        crate::server::serve(listener, state.clone(), shutdown).await?;
+        tracing::info!("shutting down: flushing spend logs");
+        drop(state);
+        tasks.shutdown().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,19 @@
+//! Tollgate: a LiteLLM-compatible LLM gateway.
+//!
+//! `app` wires the layers together; `server` is the HTTP surface; `router` picks deployments;
+//! `providers` translate to each upstream; `auth` admits callers; `spend` prices and records
+//! calls; `store` persists keys and spend.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod mock_upstream;
+pub mod providers;
+pub mod router;
+pub mod server;
+pub mod spend;
+pub mod state;
+pub mod store;
+pub mod types;

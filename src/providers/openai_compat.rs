@@ -1,0 +1,382 @@
+//! OpenAI and every OpenAI-compatible provider (Groq, DeepSeek, OpenRouter, vLLM, Azure …).
+//!
+//! Requests are the canonical body with the deployment's model name; answers pass through as
+//! bytes, read only for usage (the fast path). Streams are re-framed chunk by chunk, and the
+//! usage chunk the gateway asked for is marked so the handler can drop it when the client did
+//! not ask.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+use super::http::{self, Client};
+use super::registry::Family;
+use super::{CallOptions, ChatReply, ChunkStream, Provider, ReplyBody, StreamChunk};
+use crate::config::{Deployment, Env};
+use crate::error::ApiError;
+use crate::types::sse::SseDecoder;
+use crate::types::{ChatRequest, StreamOptions, Usage, UsagePeek};
+
+pub struct OpenAiCompat {
+    client: Client,
+    provider: &'static str,
+    azure: bool,
+    base: String,
+    api_key: Option<String>,
+    api_version: Option<String>,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    stream_timeout: Duration,
+}
+
+impl OpenAiCompat {
+    pub fn new(dep: &Deployment, client: Client, env: &Env) -> Self {
+        let spec = dep.provider;
+        let base = dep
+            .api_base
+            .clone()
+            .or_else(|| spec.base_env.and_then(|v| env.get(v)))
+            .unwrap_or_else(|| spec.default_base.to_owned());
+        let api_key = dep
+            .api_key
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .or_else(|| spec.key_env.iter().find_map(|k| env.get(k)));
+        let mut headers = dep.extra_headers.clone();
+        if let Some(org) = &dep.organization {
+            headers.push(("OpenAI-Organization".into(), org.clone()));
+        }
+        let timeout = dep.timeout.unwrap_or(Duration::from_secs(600));
+        OpenAiCompat {
+            client,
+            provider: spec.name,
+            azure: spec.family == Family::Azure,
+            base,
+            api_key,
+            api_version: dep
+                .api_version
+                .clone()
+                .or_else(|| env.get("AZURE_API_VERSION")),
+            headers,
+            timeout,
+            stream_timeout: dep.stream_timeout.unwrap_or(timeout),
+        }
+    }
+
+    fn url(&self, model: &str, path: &str) -> String {
+        if self.azure {
+            let version = self.api_version.as_deref().unwrap_or("2024-10-21");
+            format!(
+                "{}?api-version={version}",
+                http::join(&self.base, &format!("openai/deployments/{model}/{path}"))
+            )
+        } else {
+            http::join(&self.base, path)
+        }
+    }
+
+    fn request(&self, model: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .inner
+            .post(self.url(model, path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = &self.api_key {
+            rb = if self.azure {
+                rb.header("api-key", key)
+            } else {
+                rb.bearer_auth(key)
+            };
+        }
+        for (k, v) in &self.headers {
+            rb = rb.header(k, v);
+        }
+        rb
+    }
+
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ApiError> {
+        let resp = tokio::time::timeout(timeout, rb.send())
+            .await
+            .map_err(|_| timeout_error(self.provider, timeout))?
+            .map_err(|e| http::transport_error(e, self.provider, timeout))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(http::upstream_error(
+            status,
+            &body,
+            self.provider,
+            retry_after.as_deref(),
+        ))
+    }
+
+    fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+        serde_json::to_vec(req).map_err(|e| ApiError::internal(format!("encoding request: {e}")))
+    }
+}
+
+fn timeout_error(provider: &str, t: Duration) -> ApiError {
+    ApiError::upstream(
+        408,
+        "timeout",
+        format!(
+            "litellm.Timeout: {provider} did not answer within {:.1} s",
+            t.as_secs_f64()
+        ),
+    )
+}
+
+/// The fields of a stream chunk needed to find its usage.
+#[derive(Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    choices: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[async_trait]
+impl Provider for OpenAiCompat {
+    async fn chat(&self, mut req: ChatRequest, _: &CallOptions) -> Result<ChatReply, ApiError> {
+        req.stream = None;
+        req.stream_options = None;
+        let rb = self.request(&req.model, "chat/completions", self.body(&req)?);
+        let resp = self.send(rb, self.timeout).await?;
+        let headers = provider_headers(resp.headers());
+        let body = tokio::time::timeout(self.timeout, resp.bytes())
+            .await
+            .map_err(|_| timeout_error(self.provider, self.timeout))?
+            .map_err(|e| http::transport_error(e, self.provider, self.timeout))?;
+        let peek: UsagePeek = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::upstream(
+                502,
+                "api_error",
+                format!(
+                    "{} returned a body that is not a chat completion: {e}",
+                    self.provider
+                ),
+            )
+        })?;
+        Ok(ChatReply {
+            body: ReplyBody::Raw(body),
+            usage: peek.usage,
+            upstream_headers: headers,
+        })
+    }
+
+    async fn chat_stream(
+        &self,
+        mut req: ChatRequest,
+        _: &CallOptions,
+    ) -> Result<ChunkStream, ApiError> {
+        req.stream = Some(true);
+        // Always ask for usage: cost needs it. The handler drops the chunk if the client did not ask.
+        let opts = req
+            .stream_options
+            .get_or_insert_with(StreamOptions::default);
+        opts.include_usage = Some(true);
+        let rb = self.request(&req.model, "chat/completions", self.body(&req)?);
+        let resp = self.send(rb, self.stream_timeout).await?;
+        let provider = self.provider;
+        let mut bytes = resp.bytes_stream();
+        let stream = async_stream_chunks(move |tx| async move {
+            let mut decoder = SseDecoder::new();
+            while let Some(piece) = bytes.next().await {
+                let piece = match piece {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(http::transport_error(e, provider, Duration::ZERO)))
+                            .await;
+                        return;
+                    }
+                };
+                let events = match decoder.push(&piece) {
+                    Ok(evs) => evs,
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(ApiError::upstream(
+                                502,
+                                "api_error",
+                                format!("{provider} sent a stream event larger than 16 MiB"),
+                            )))
+                            .await;
+                        return;
+                    }
+                };
+                for ev in events {
+                    match map_event(ev.data, provider) {
+                        Mapped::Done => return,
+                        Mapped::Skip => {}
+                        Mapped::Item(item) => {
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(ev) = decoder.finish()
+                && let Mapped::Item(item) = map_event(ev.data, provider)
+            {
+                let _ = tx.send(item).await;
+            }
+        });
+        Ok(stream)
+    }
+
+    async fn embeddings(&self, body: Value) -> Result<(Bytes, Option<Usage>), ApiError> {
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::internal(format!("encoding request: {e}")))?;
+        let resp = self
+            .send(self.request(&model, "embeddings", bytes), self.timeout)
+            .await?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| http::transport_error(e, self.provider, self.timeout))?;
+        let peek: UsagePeek = serde_json::from_slice(&body).unwrap_or_default();
+        Ok((body, peek.usage))
+    }
+}
+
+enum Mapped {
+    Done,
+    Skip,
+    Item(Result<StreamChunk, ApiError>),
+}
+
+fn map_event(data: Bytes, provider: &str) -> Mapped {
+    let trimmed = data.trim_ascii();
+    if trimmed.is_empty() {
+        return Mapped::Skip;
+    }
+    if trimmed == b"[DONE]" {
+        return Mapped::Done;
+    }
+    // Only chunks that mention usage or error need parsing; content chunks pass untouched.
+    let mentions = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
+    let (usage, usage_only) = if mentions(b"\"usage\"") || mentions(b"\"error\"") {
+        match serde_json::from_slice::<ChunkPeek>(&data) {
+            Ok(peek) => {
+                if let Some(err) = peek.error {
+                    let message = err
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| err.to_string());
+                    let mut e = ApiError::upstream(
+                        500,
+                        "api_error",
+                        format!("litellm.APIError: {provider} stream error - {message}"),
+                    );
+                    e.retryable = false;
+                    return Mapped::Item(Err(e));
+                }
+                let only = peek.choices.is_empty() && peek.usage.is_some();
+                (peek.usage, only)
+            }
+            Err(e) => {
+                return Mapped::Item(Err(ApiError::upstream(
+                    502,
+                    "api_error",
+                    format!("{provider} sent an invalid stream chunk: {e}"),
+                )));
+            }
+        }
+    } else {
+        (None, false)
+    };
+    Mapped::Item(Ok(StreamChunk {
+        json: data,
+        usage,
+        usage_only,
+    }))
+}
+
+/// Headers the upstream sent that LiteLLM echoes as `llm_provider-<name>`.
+fn provider_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k.starts_with("x-ratelimit") || k.starts_with("openai-") || k == "x-request-id"
+        })
+        .filter_map(|(k, v)| Some((format!("llm_provider-{k}"), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// Runs a producer task that sends items into a small bounded channel and returns the receiver
+/// as a stream. Dropping the stream (client gone) makes the producer's sends fail, which ends
+/// it and drops the upstream connection.
+pub fn async_stream_chunks<F, Fut>(producer: F) -> ChunkStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<StreamChunk, ApiError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(producer(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_chunks_pass_without_parsing_and_usage_is_found() {
+        let Mapped::Item(Ok(c)) = map_event(
+            Bytes::from_static(br#"{"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}"#),
+            "openai",
+        ) else {
+            panic!()
+        };
+        assert!(c.usage.is_none() && !c.usage_only);
+        let Mapped::Item(Ok(c)) = map_event(
+            Bytes::from_static(br#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#),
+            "openai",
+        ) else {
+            panic!()
+        };
+        assert!(c.usage_only);
+        assert_eq!(c.usage.unwrap().total_tokens, 5);
+        assert!(matches!(
+            map_event(Bytes::from_static(b"[DONE]"), "openai"),
+            Mapped::Done
+        ));
+    }
+
+    #[test]
+    fn error_event_becomes_an_error() {
+        assert!(matches!(
+            map_event(
+                Bytes::from_static(br#"{"error":{"message":"boom"}}"#),
+                "openai"
+            ),
+            Mapped::Item(Err(_))
+        ));
+    }
+}

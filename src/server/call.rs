@@ -1,0 +1,367 @@
+//! One model call's life after admission: headers, cost, budget settlement and its spend event.
+//!
+//! [`CallRecord`] is created when a request is admitted and emits exactly one spend event:
+//! when the answer is complete, when it fails, or — through `Drop` — when the client goes away
+//! mid-stream. Every model route uses it, so none can skip accounting.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{Admission, Caller};
+use crate::error::ApiError;
+use crate::providers::mock::estimate_tokens;
+use crate::providers::{ChunkStream, StreamChunk};
+use crate::router::Attempt;
+use crate::spend::SpendEvent;
+use crate::state::AppState;
+use crate::types::Usage;
+use crate::types::sse::{DONE_FRAME, data_frame};
+
+pub struct CallRecord {
+    state: AppState,
+    admission: Option<Admission>,
+    pub event: SpendEvent,
+    attempt: Option<Attempt>,
+    started: Instant,
+    /// When the router handed back an answer or stream.
+    upstream_started: Option<Instant>,
+    pub estimated_prompt_tokens: u64,
+    done: bool,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl CallRecord {
+    pub fn new(
+        state: AppState,
+        caller: &Caller,
+        admission: Admission,
+        call_type: &str,
+        started: Instant,
+    ) -> Self {
+        let event = SpendEvent {
+            request_id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            call_type: call_type.to_owned(),
+            api_key: caller.key_hash.clone().unwrap_or_default(),
+            key_alias: caller.key_alias.clone(),
+            team_id: caller.team_id.clone(),
+            user_id: caller.user_id.clone(),
+            start_ms: now_ms() - started.elapsed().as_millis() as i64,
+            status: "success".into(),
+            metadata: Value::Object(Default::default()),
+            ..SpendEvent::default()
+        };
+        CallRecord {
+            state,
+            admission: Some(admission),
+            event,
+            attempt: None,
+            started,
+            upstream_started: None,
+            estimated_prompt_tokens: 0,
+            done: false,
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.event.request_id
+    }
+
+    pub fn upstream_begins(&mut self) {
+        self.upstream_started = Some(Instant::now());
+    }
+
+    pub fn set_attempt(&mut self, a: Attempt) {
+        self.event.model = a.model.clone();
+        self.event.model_group = a.model_group.clone();
+        self.event.model_id = a.deployment_id.clone();
+        self.event.provider = a.provider.to_owned();
+        self.event.api_base = a.api_base.clone();
+        self.attempt = Some(a);
+    }
+
+    pub fn first_token(&mut self) {
+        if self.event.completion_start_ms.is_none() {
+            self.event.completion_start_ms = Some(now_ms());
+        }
+    }
+
+    /// Cost of a usage on the deployment that served it.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        match &self.attempt {
+            Some(a) => self.state.prices.cost(&a.handle.config, &a.model, usage),
+            None => 0.0,
+        }
+    }
+
+    /// Ends the call successfully with its usage; returns the cost.
+    pub fn succeed(mut self, usage: Option<&Usage>, response: Option<Value>) -> f64 {
+        self.event.response =
+            response.filter(|_| self.state.config.general.store_prompts_in_spend_logs);
+        self.close(usage, None)
+    }
+
+    /// Ends the call with an error.
+    pub fn fail(mut self, err: &ApiError, usage: Option<&Usage>) {
+        self.close(usage, Some(err));
+    }
+
+    fn close(&mut self, usage: Option<&Usage>, err: Option<&ApiError>) -> f64 {
+        if self.done {
+            return 0.0;
+        }
+        self.done = true;
+        let est;
+        let usage = match usage {
+            Some(u) => u,
+            None => {
+                est = Usage {
+                    prompt_tokens: if self.attempt.is_some() {
+                        self.estimated_prompt_tokens
+                    } else {
+                        0
+                    },
+                    ..Usage::default()
+                };
+                &est
+            }
+        };
+        let cost = if err.is_some() && usage.completion_tokens == 0 && usage.prompt_tokens == 0 {
+            0.0
+        } else {
+            self.cost(usage)
+        };
+        let ev = &mut self.event;
+        ev.prompt_tokens = usage.prompt_tokens;
+        ev.completion_tokens = usage.completion_tokens;
+        ev.cached_tokens = usage.cached_tokens();
+        ev.cache_creation_tokens = usage.cache_creation_tokens();
+        ev.reasoning_tokens = usage.reasoning_tokens();
+        ev.spend = cost;
+        ev.end_ms = now_ms();
+        if let Some(e) = err {
+            ev.status = "failure".into();
+            ev.error = Some(serde_json::json!({
+                "error_class": e.kind, "error_code": e.status.as_u16().to_string(), "error_message": e.message,
+            }));
+        }
+        if let (Some(a), Some(up)) = (&self.attempt, self.upstream_started) {
+            a.handle.health.record_latency(up.elapsed());
+        }
+        if let Some(adm) = self.admission.take() {
+            adm.settle(cost, usage.prompt_tokens + usage.completion_tokens);
+        }
+        self.state.spend.record(std::mem::take(&mut self.event));
+        cost
+    }
+
+    /// The `x-litellm-*` headers of the answer.
+    pub fn headers(&self, cost: Option<f64>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let mut put = |name: &'static str, value: String| {
+            if value.is_empty() {
+                return;
+            }
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put("x-litellm-call-id", self.event.request_id.clone());
+        put("x-litellm-version", env!("CARGO_PKG_VERSION").to_owned());
+        if let Some(a) = &self.attempt {
+            put("x-litellm-model-id", a.deployment_id.clone());
+            put("x-litellm-model-group", a.model_group.clone());
+            put("x-litellm-model-api-base", a.api_base.clone());
+            put("x-litellm-attempted-retries", a.retries.to_string());
+            put("x-litellm-attempted-fallbacks", a.fallbacks.to_string());
+        }
+        let total = self.started.elapsed();
+        let overhead = match self.upstream_started {
+            Some(up) => up.duration_since(self.started),
+            None => total,
+        };
+        put(
+            "x-litellm-overhead-duration-ms",
+            format!("{:.3}", overhead.as_secs_f64() * 1000.0),
+        );
+        put(
+            "x-litellm-response-duration-ms",
+            format!("{:.3}", total.as_secs_f64() * 1000.0),
+        );
+        if let Some(c) = cost {
+            put("x-litellm-response-cost", format!("{c}"));
+        }
+        if let Some(adm) = &self.admission {
+            for (k, v) in adm.response_headers() {
+                put(k, v);
+            }
+        }
+        h
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if !self.done {
+            // The client went away before the answer was complete.
+            let err = ApiError::new(
+                axum::http::StatusCode::from_u16(499)
+                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+                "client_disconnected",
+                "client closed the connection before the response completed",
+            );
+            self.close(None, Some(&err));
+        }
+    }
+}
+
+/// The pieces of a stream chunk the gateway reads to count what was streamed.
+#[derive(Deserialize)]
+struct DeltaPeek<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoicePeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Turns a chunk stream into the client's SSE body, accounting as it goes.
+pub struct SseBody {
+    inner: ChunkStream,
+    record: Option<CallRecord>,
+    client_wants_usage: bool,
+    usage: Option<Usage>,
+    streamed_chars: usize,
+    finished: bool,
+}
+
+impl SseBody {
+    pub fn new(inner: ChunkStream, record: CallRecord, client_wants_usage: bool) -> Self {
+        SseBody {
+            inner,
+            record: Some(record),
+            client_wants_usage,
+            usage: None,
+            streamed_chars: 0,
+            finished: false,
+        }
+    }
+
+    fn observe(&mut self, chunk: &StreamChunk) {
+        if let Some(r) = self.record.as_mut() {
+            r.first_token();
+        }
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.clone());
+        }
+        if self.usage.is_none()
+            && let Ok(peek) = serde_json::from_slice::<DeltaPeek>(&chunk.json)
+        {
+            for c in peek.choices {
+                if let Some(d) = c.delta {
+                    self.streamed_chars += d.content.map(|s| s.len()).unwrap_or(0)
+                        + d.reasoning_content.map(|s| s.len()).unwrap_or(0);
+                }
+            }
+        }
+    }
+
+    /// Usage as reported, or estimated from what was streamed when the upstream gave none.
+    fn final_usage(&self) -> Usage {
+        if let Some(u) = &self.usage {
+            return u.clone();
+        }
+        let prompt = self
+            .record
+            .as_ref()
+            .map(|r| r.estimated_prompt_tokens)
+            .unwrap_or(0);
+        let completion = if self.streamed_chars == 0 {
+            0
+        } else {
+            estimate_tokens(&"x".repeat(self.streamed_chars))
+        };
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            ..Usage::default()
+        }
+    }
+}
+
+impl Stream for SseBody {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.observe(&chunk);
+                    if chunk.usage_only && !self.client_wants_usage {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(data_frame(&chunk.json))));
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.finished = true;
+                    let usage = self.final_usage();
+                    if let Some(r) = self.record.take() {
+                        r.fail(&err, Some(&usage));
+                    }
+                    let frame = data_frame(err.body_json().as_bytes());
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    let usage = self.final_usage();
+                    if let Some(r) = self.record.take() {
+                        r.succeed(Some(&usage), None);
+                    }
+                    return Poll::Ready(Some(Ok(Bytes::from_static(DONE_FRAME))));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            // Client disconnected mid-stream: account for what it received.
+            let usage = self.final_usage();
+            let Some(r) = self.record.take() else { return };
+            let err = ApiError::new(
+                axum::http::StatusCode::from_u16(499)
+                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+                "client_disconnected",
+                "client closed the connection before the stream completed",
+            );
+            r.fail(&err, Some(&usage));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTP server: the axum router over every route, and `serve` with graceful shutdown.
+//!
+//! **Architecture Invariant:** only the server maps errors to HTTP responses; every route that
+//! reaches a provider authenticates and admits through `auth` before calling the router.
+
+pub mod body;
+pub mod call;
+pub mod health;
+pub mod openai;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route, LiteLLM's paths with and without `/v1`.
+pub fn router(state: AppState) -> Router {
+    let limit = (state.config.general.max_request_size_mb * 1024.0 * 1024.0) as usize;
+    Router::new()
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route(
+            "/openai/deployments/{model}/chat/completions",
+            post(openai::azure_chat_completions),
+        )
+        .route(
+            "/engines/{model}/chat/completions",
+            post(openai::azure_chat_completions),
+        )
+        .route("/embeddings", post(openai::embeddings))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route(
+            "/openai/deployments/{model}/embeddings",
+            post(openai::embeddings),
+        )
+        .route("/models", get(openai::list_models))
+        .route("/v1/models", get(openai::list_models))
+        .route("/models/{model}", get(openai::get_model))
+        .route("/v1/models/{model}", get(openai::get_model))
+        .route("/model/info", get(openai::model_info))
+        .route("/v1/model/info", get(openai::model_info))
+        .route("/v2/model/info", get(openai::model_info))
+        .route("/health", get(health::health))
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/health/readiness", get(health::readiness))
+        .route("/", get(root))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn root() -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "name": "tollgate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "LiteLLM-compatible LLM gateway",
+    }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("Route {} not found", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "Method not allowed on this route",
+    )
+}
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+/// (bounded by [`DRAIN_TIMEOUT`]).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Small responses must not wait on the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let server = tokio::spawn(server.into_future());
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r.map_err(std::io::Error::other)?,
+        _ = rx => {}
+    }
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+        Ok(r) => r.map_err(std::io::Error::other)?,
+        Err(_) => {
+            tracing::warn!(
+                "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing them"
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The OpenAI-compatible routes: chat completions, embeddings, models.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::body;
+use super::call::{CallRecord, SseBody};
+use crate::auth::{CallFacts, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::providers::CallOptions;
+use crate::providers::mock::estimate_tokens;
+use crate::router::Outcome;
+use crate::state::AppState;
+use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS};
+
+/// LiteLLM's fixed `created` for model list entries.
+const MODEL_CREATED_AT: i64 = 1677610602;
+
+pub async fn chat_completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    chat(st, peer, headers, None, body).await
+}
+
+/// Azure-style `/openai/deployments/{model}/chat/completions`.
+pub async fn azure_chat_completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    chat(st, peer, headers, Some(model), body).await
+}
+
+async fn chat(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match chat_inner(st, peer, headers, path_model, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// What the gateway takes out of a request body before it goes upstream.
+pub struct GatewayFields {
+    pub metadata: Value,
+    pub tags: Vec<String>,
+    pub fallbacks: Option<Vec<String>>,
+}
+
+/// Removes LiteLLM's gateway-only fields (keeping `mock_response` for the router).
+pub fn take_gateway_fields(req: &mut ChatRequest) -> GatewayFields {
+    let metadata = req.extra.remove("metadata").unwrap_or(Value::Null);
+    let mut tags: Vec<String> = metadata
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(Value::Array(a)) = req.extra.remove("tags") {
+        tags.extend(a.iter().filter_map(|t| t.as_str().map(str::to_owned)));
+    }
+    let fallbacks = match req.extra.remove("fallbacks") {
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o.get("model").and_then(Value::as_str).map(str::to_owned),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    let disable = matches!(
+        req.extra.remove("disable_fallbacks"),
+        Some(Value::Bool(true))
+    );
+    for f in GATEWAY_ONLY_FIELDS {
+        if *f != "mock_response" {
+            req.extra.remove(*f);
+        }
+    }
+    GatewayFields {
+        metadata: if metadata.is_object() {
+            metadata
+        } else {
+            json!({})
+        },
+        tags,
+        fallbacks: if disable { Some(Vec::new()) } else { fallbacks },
+    }
+}
+
+/// Rough prompt size from the request, for limits and as a last resort for usage.
+pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
+    let text: usize = req
+        .messages
+        .iter()
+        .map(|m| m.content.as_ref().map(|c| c.text().len()).unwrap_or(0) + 4)
+        .sum();
+    let tools: usize = req
+        .tools
+        .as_ref()
+        .map(|t| serde_json::to_string(t).map(|s| s.len()).unwrap_or(0))
+        .unwrap_or(0);
+    estimate_tokens(&"x".repeat(text + tools))
+}
+
+async fn chat_inner(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let caller = st.auth.authenticate(&headers).await?;
+    let raw = body::bytes(body)?;
+    let mut req: ChatRequest = parse_chat(&raw, path_model)?;
+    let gw = take_gateway_fields(&mut req);
+    let Some(group) = st.router.resolve_group(&req.model).map(str::to_owned) else {
+        return Err(st.router.unknown_model(&req.model));
+    };
+    let end_user = req.user.clone().or_else(|| {
+        headers
+            .get("x-litellm-end-user-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let prompt_est = estimate_prompt_tokens(&req);
+    let facts = CallFacts {
+        model_group: group.clone(),
+        end_user: end_user.clone(),
+        estimated_prompt_tokens: prompt_est,
+        estimated_cost: 0.0,
+    };
+    let admission = st.auth.admit(&caller, &facts).await?;
+    let mut record = CallRecord::new(st.clone(), &caller, admission, "acompletion", started);
+    record.estimated_prompt_tokens = prompt_est;
+    record.event.end_user = end_user;
+    record.event.requester_ip = Some(peer.ip().to_string());
+    record.event.tags = gw.tags;
+    record.event.metadata = gw.metadata;
+    record.event.model_group = group.clone();
+    if st.config.general.store_prompts_in_spend_logs {
+        record.event.messages = serde_json::to_value(&req.messages).ok();
+    }
+    let stream = req.stream == Some(true);
+    let client_wants_usage = req
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    let opts = CallOptions::default();
+    record.upstream_begins();
+    let outcome = st
+        .router
+        .chat(&group, req, stream, &opts, gw.fallbacks)
+        .await;
+    let (outcome, attempt) = match outcome {
+        Ok(ok) => ok,
+        Err((err, attempt)) => {
+            if let Some(a) = attempt {
+                record.set_attempt(a);
+            }
+            let headers = record.headers(None);
+            record.fail(&err, None);
+            let mut resp = err.into_response();
+            resp.headers_mut().extend(headers);
+            return Ok(resp);
+        }
+    };
+    record.set_attempt(attempt);
+    match outcome {
+        Outcome::Reply(reply) => {
+            record.first_token();
+            let bytes = reply.to_bytes();
+            let cost = reply.usage.as_ref().map(|u| record.cost(u));
+            let mut h = record.headers(cost.or(Some(0.0)));
+            for (k, v) in &reply.upstream_headers {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::try_from(k.as_str()),
+                    axum::http::HeaderValue::from_str(v),
+                ) {
+                    h.insert(k, v);
+                }
+            }
+            let response_value = if st.config.general.store_prompts_in_spend_logs {
+                serde_json::from_slice(&bytes).ok()
+            } else {
+                None
+            };
+            // Keep the spend row's id equal to the response's, as LiteLLM does.
+            if let Ok(peek) = serde_json::from_slice::<crate::types::UsagePeek>(&bytes)
+                && let Some(id) = peek.id
+            {
+                record.event.request_id = id;
+            }
+            record.succeed(reply.usage.as_ref(), response_value);
+            h.insert(
+                header::CONTENT_TYPE,
+                "application/json"
+                    .parse()
+                    .unwrap_or_else(|_| header::HeaderValue::from_static("application/json")),
+            );
+            Ok((StatusCode::OK, h, bytes).into_response())
+        }
+        Outcome::Stream(chunks) => {
+            let mut h = record.headers(None);
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-cache"),
+            );
+            h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+            let body = Body::from_stream(SseBody::new(chunks, record, client_wants_usage));
+            Ok((StatusCode::OK, h, body).into_response())
+        }
+    }
+}
+
+/// Parses and checks a chat request.
+pub fn parse_chat(raw: &[u8], path_model: Option<String>) -> ApiResult<ChatRequest> {
+    let mut v: Value = body::json(raw)?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::bad_request("Request body must be a JSON object."));
+    };
+    if let Some(m) = path_model
+        && !obj.contains_key("model")
+    {
+        obj.insert("model".into(), Value::String(m));
+    }
+    match obj.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => {
+            return Err(ApiError::bad_request(
+                "model is required: name one of the configured models.",
+            )
+            .with_param("model"));
+        }
+    }
+    match obj.get("messages") {
+        Some(Value::Array(a)) if !a.is_empty() => {}
+        Some(Value::Array(_)) => {
+            return Err(ApiError::bad_request("messages must not be empty.").with_param("messages"));
+        }
+        _ => {
+            return Err(
+                ApiError::bad_request("messages is required: a list of chat messages.")
+                    .with_param("messages"),
+            );
+        }
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(format!("Invalid request body: {path}: {}", e.into_inner()))
+            .with_param(path)
+    })
+}
+
+pub async fn embeddings(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match embeddings_inner(st, peer, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn embeddings_inner(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let caller = st.auth.authenticate(&headers).await?;
+    let raw = body::bytes(body)?;
+    let mut v: Value = body::json(&raw)?;
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("model is required").with_param("model"))?;
+    if v.get("input").is_none() {
+        return Err(ApiError::bad_request("input is required").with_param("input"));
+    }
+    let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
+        return Err(st.router.unknown_model(&model));
+    };
+    let metadata = v.as_object_mut().and_then(|o| o.remove("metadata"));
+    let user = v.get("user").and_then(Value::as_str).map(str::to_owned);
+    let facts = CallFacts {
+        model_group: group.clone(),
+        end_user: user.clone(),
+        estimated_prompt_tokens: estimate_tokens(&v["input"].to_string()),
+        estimated_cost: 0.0,
+    };
+    let admission = st.auth.admit(&caller, &facts).await?;
+    let mut record = CallRecord::new(st.clone(), &caller, admission, "aembedding", started);
+    record.event.end_user = user;
+    record.event.requester_ip = Some(peer.ip().to_string());
+    if let Some(m) = metadata.filter(Value::is_object) {
+        record.event.metadata = m;
+    }
+    record.upstream_begins();
+    match st.router.embeddings(&group, v).await {
+        Ok((bytes, usage, attempt)) => {
+            record.set_attempt(attempt);
+            let cost = usage.as_ref().map(|u| record.cost(u)).unwrap_or(0.0);
+            let mut h = record.headers(Some(cost));
+            record.succeed(usage.as_ref(), None);
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            Ok((StatusCode::OK, h, bytes).into_response())
+        }
+        Err((err, attempt)) => {
+            if let Some(a) = attempt {
+                record.set_attempt(a);
+            }
+            let h = record.headers(None);
+            record.fail(&err, None);
+            let mut resp = err.into_response();
+            resp.headers_mut().extend(h);
+            Ok(resp)
+        }
+    }
+}
+
+/// Models the caller may use.
+pub fn visible_models(st: &AppState, caller: &Caller) -> Vec<String> {
+    let _ = caller;
+    st.router.model_names()
+}
+
+pub async fn list_models(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let caller = st.auth.authenticate(&headers).await?;
+    let data: Vec<Value> = visible_models(&st, &caller)
+        .into_iter()
+        .map(|id| {
+            let owned_by = st
+                .router
+                .resolve_group(&id)
+                .and_then(|g| st.router.deployments().find(|d| d.config.model_name == g))
+                .map(|d| d.config.provider.name)
+                .unwrap_or("openai");
+            json!({"id": id, "object": "model", "created": MODEL_CREATED_AT, "owned_by": owned_by})
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+pub async fn get_model(
+    State(st): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = st.auth.authenticate(&headers).await?;
+    if !visible_models(&st, &caller).contains(&model) {
+        return Err(
+            ApiError::not_found(format!("The model '{model}' does not exist")).with_param("model"),
+        );
+    }
+    Ok(Json(
+        json!({"id": model, "object": "model", "created": MODEL_CREATED_AT, "owned_by": "openai"}),
+    ))
+}
+
+pub async fn model_info(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let caller = st.auth.authenticate(&headers).await?;
+    let visible = visible_models(&st, &caller);
+    let mut data: Vec<Value> = st
+        .router
+        .deployments()
+        .filter(|d| d.is_visible_to(&visible))
+        .map(|d| {
+            let mut info = d.config.model_info.clone();
+            info.insert("id".into(), Value::String(d.config.id.clone()));
+            info.entry("litellm_provider")
+                .or_insert_with(|| Value::String(d.config.provider.name.to_owned()));
+            st.prices.enrich_model_info(&d.config, &mut info);
+            json!({
+                "model_name": d.config.model_name,
+                "litellm_params": Value::Object(d.config.public_params()),
+                "model_info": Value::Object(info),
+            })
+        })
+        .collect();
+    data.sort_by(|a, b| a["model_name"].as_str().cmp(&b["model_name"].as_str()));
+    Ok(Json(json!({"data": data})))
+}

@@ -1,0 +1,170 @@
+//! Server-sent events: an incremental decoder for upstream streams and helpers to write them.
+//!
+//! Upstream bodies arrive in arbitrary byte chunks; [`SseDecoder`] buffers until a blank line
+//! ends an event, then yields the event name and its joined `data:` lines.
+
+use bytes::{Bytes, BytesMut};
+
+/// Longest single event accepted from an upstream before the stream is treated as broken.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: Bytes,
+}
+
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    buf: BytesMut,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventTooLarge;
+
+impl SseDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed bytes; returns the events completed by them.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, EventTooLarge> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some((end, sep_len)) = find_event_end(&self.buf) {
+            let raw = self.buf.split_to(end + sep_len);
+            if let Some(ev) = parse_event(&raw[..end]) {
+                out.push(ev);
+            }
+        }
+        if self.buf.len() > MAX_EVENT_BYTES {
+            return Err(EventTooLarge);
+        }
+        Ok(out)
+    }
+
+    /// Whatever is left when the upstream closes: a last event without its blank line.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        let raw = std::mem::take(&mut self.buf);
+        let trimmed = trim_trailing_newlines(&raw);
+        if trimmed.is_empty() {
+            None
+        } else {
+            parse_event(trimmed)
+        }
+    }
+}
+
+fn trim_trailing_newlines(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// Position of the first blank line: `\n\n`, `\r\n\r\n` or `\r\r`.
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(pos) = memchr::memchr2(b'\n', b'\r', &buf[i..]) {
+        let p = i + pos;
+        let rest = &buf[p..];
+        if rest.starts_with(b"\r\n\r\n") {
+            return Some((p, 4));
+        }
+        if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
+            return Some((p, 2));
+        }
+        if rest.starts_with(b"\n\r\n") {
+            return Some((p, 3));
+        }
+        i = p + 1;
+    }
+    None
+}
+
+fn parse_event(raw: &[u8]) -> Option<SseEvent> {
+    let mut event = None;
+    let mut data: Option<BytesMut> = None;
+    for line in raw.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line[0] == b':' {
+            continue;
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"event" => event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"data" => {
+                let d = data.get_or_insert_with(BytesMut::new);
+                if !d.is_empty() {
+                    d.extend_from_slice(b"\n");
+                }
+                d.extend_from_slice(value);
+            }
+            _ => {}
+        }
+    }
+    if event.is_none() && data.is_none() {
+        return None;
+    }
+    Some(SseEvent {
+        event,
+        data: data.map(BytesMut::freeze).unwrap_or_default(),
+    })
+}
+
+/// `data: {json}\n\n` as one buffer.
+pub fn data_frame(json: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(json.len() + 8);
+    b.extend_from_slice(b"data: ");
+    b.extend_from_slice(json);
+    b.extend_from_slice(b"\n\n");
+    b.freeze()
+}
+
+/// `event: name\ndata: {json}\n\n`, the framing Anthropic clients require.
+pub fn named_frame(event: &str, json: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(json.len() + event.len() + 16);
+    b.extend_from_slice(b"event: ");
+    b.extend_from_slice(event.as_bytes());
+    b.extend_from_slice(b"\ndata: ");
+    b.extend_from_slice(json);
+    b.extend_from_slice(b"\n\n");
+    b.freeze()
+}
+
+pub const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_events_across_arbitrary_chunks() {
+        let input = b"event: a\ndata: {\"x\":1}\n\ndata: line1\ndata: line2\r\n\r\n: comment\n\ndata: [DONE]\n\n";
+        for split in 1..input.len() {
+            let mut d = SseDecoder::new();
+            let mut evs = d.push(&input[..split]).unwrap();
+            evs.extend(d.push(&input[split..]).unwrap());
+            assert_eq!(evs.len(), 3, "split at {split}");
+            assert_eq!(evs[0].event.as_deref(), Some("a"));
+            assert_eq!(&evs[0].data[..], b"{\"x\":1}");
+            assert_eq!(&evs[1].data[..], b"line1\nline2");
+            assert_eq!(&evs[2].data[..], b"[DONE]");
+        }
+    }
+
+    #[test]
+    fn finish_returns_unterminated_last_event() {
+        let mut d = SseDecoder::new();
+        assert!(d.push(b"data: {}\n").unwrap().is_empty());
+        assert_eq!(&d.finish().unwrap().data[..], b"{}");
+    }
+}
