@@ -19,8 +19,14 @@ model_list:
       model: openai/fail-500
       api_base: {upstream}/v1
       api_key: sk-upstream
+  - model_name: sluggish
+    litellm_params:
+      model: openai/slow
+      api_base: {upstream}/v1
+      timeout: 0.3
 general_settings:
   master_key: sk-master
+  max_request_size_mb: 1
 router_settings:
   num_retries: 0
 "#
@@ -158,4 +164,94 @@ async fn sigterm_exits_cleanly() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "\"I'm alive!\"");
     assert_eq!(gw.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn upstream_timeout_is_408_and_oversized_body_is_413() {
+    let (up, _mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let c = client();
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-master")
+        .json(&json!({"model":"sluggish","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 408);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("Timeout"));
+
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-master")
+        .json(&json!({"model":"gpt-4o","messages":[{"role":"user","content": big}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "413");
+    // The process keeps serving.
+    let r = c.get(gw.url("/health/liveliness")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn azure_style_path_and_model_listing() {
+    let (up, _mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let c = client();
+    let r = c
+        .post(gw.url("/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"))
+        .header("api-key", "sk-master")
+        .json(&json!({"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = c
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["object"], "list");
+    assert!(v["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o"));
+    let info: Value = c
+        .get(gw.url("/model/info"))
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = info.to_string();
+    assert!(!text.contains("sk-upstream"), "secrets never leave: {text}");
+}
+
+#[test]
+fn bad_config_exits_non_zero_with_the_field_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "model_list:\n  - model_name: x\n    litellm_params:\n      model: antropic/claude\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model_list[0].litellm_params.model: unknown provider \"antropic\" — did you mean \"anthropic\"?"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
