@@ -221,7 +221,13 @@ async fn azure_style_path_and_model_listing() {
         .await
         .unwrap();
     assert_eq!(v["object"], "list");
-    assert!(v["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o"));
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "gpt-4o")
+    );
     let info: Value = c
         .get(gw.url("/model/info"))
         .bearer_auth("sk-master")
@@ -239,7 +245,11 @@ async fn azure_style_path_and_model_listing() {
 fn bad_config_exits_non_zero_with_the_field_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "model_list:\n  - model_name: x\n    litellm_params:\n      model: antropic/claude\n").unwrap();
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: x\n    litellm_params:\n      model: antropic/claude\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("check-config")
         .arg(&path)

@@ -328,6 +328,7 @@ impl Router {
             };
             let mut call = req.clone();
             call.model = model;
+            apply_deployment_defaults(&mut call, &dep.config);
             let deployment_mock = dep.config.provider.family == Family::Mock;
             dep.health.note_request();
             dep.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -503,6 +504,46 @@ impl Router {
                 candidates.last().map(|d| (*d).clone())
             }
         }
+    }
+}
+
+/// Request parameters a deployment's `litellm_params` may set as defaults (LiteLLM passes them to
+/// the provider call); the request's own value wins.
+const DEFAULTABLE_PARAMS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "reasoning_effort",
+    "response_format",
+];
+
+fn apply_deployment_defaults(req: &mut ChatRequest, dep: &Deployment) {
+    if !DEFAULTABLE_PARAMS
+        .iter()
+        .any(|k| dep.litellm_params.contains_key(*k))
+    {
+        return;
+    }
+    let Ok(serde_json::Value::Object(mut body)) = serde_json::to_value(&*req) else {
+        return;
+    };
+    let mut changed = false;
+    for key in DEFAULTABLE_PARAMS {
+        if let Some(v) = dep.litellm_params.get(*key)
+            && !v.is_null()
+            && body.get(*key).is_none_or(serde_json::Value::is_null)
+        {
+            body.insert((*key).to_owned(), v.clone());
+            changed = true;
+        }
+    }
+    if changed && let Ok(r) = serde_json::from_value(serde_json::Value::Object(body)) {
+        *req = r;
     }
 }
 

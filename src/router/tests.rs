@@ -79,3 +79,17 @@ async fn a_failing_deployment_is_cooled_and_its_sibling_serves() {
         assert_eq!(attempt.model, "b");
     }
 }
+
+#[test]
+fn deployment_params_are_defaults_the_request_overrides() {
+    let cfg = parse(
+        "model_list:\n  - model_name: g\n    litellm_params: {model: mock/a, temperature: 0.2, seed: 9}\n",
+        Env::from_map::<[(&str, &str); 0], &str, &str>([]),
+    )
+    .unwrap();
+    let mut r = req("g");
+    r.temperature = Some(0.9);
+    apply_deployment_defaults(&mut r, &cfg.deployments[0]);
+    assert_eq!(r.temperature, Some(0.9));
+    assert_eq!(r.extra["seed"], 9);
+}
