@@ -687,3 +687,21 @@ async fn openclaw_sample_to_claude_streams_with_usage() {
     );
     assert_eq!(sent["system"][0]["text"], body["messages"][0]["content"]);
 }
+
+#[tokio::test]
+async fn messages_fast_path_passes_a_midstream_error_event_through() {
+    let (up, _mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let r = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "claude-midstream", "max_tokens": 10, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = named_events(&r.text().await.unwrap());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(data["error"]["type"], "overloaded_error");
+}

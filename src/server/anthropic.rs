@@ -316,3 +316,35 @@ pub async fn count_tokens(
     .await;
     r.unwrap_or_else(|e| error_response(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_take_anthropic_types_by_kind_or_status() {
+        assert_eq!(
+            anthropic_error_type(&ApiError::unauthorized("x")),
+            "authentication_error"
+        );
+        assert_eq!(
+            anthropic_error_type(&ApiError::upstream(529, "overloaded_error", "x")),
+            "overloaded_error"
+        );
+        assert_eq!(
+            anthropic_error_type(&ApiError::upstream(503, "service_unavailable", "x")),
+            "overloaded_error"
+        );
+        assert_eq!(
+            anthropic_error_type(&ApiError::bad_request("x")),
+            "invalid_request_error"
+        );
+        let r = error_response(&ApiError::unauthorized("bad key"));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()["x-should-retry"], "false");
+        let r = error_response(
+            &ApiError::upstream(429, "rate_limit_error", "slow down").with_header("retry-after", 3),
+        );
+        assert_eq!(r.headers()["retry-after"], "3");
+    }
+}
