@@ -211,7 +211,17 @@ impl Stream for EventBody {
                     if let Some(r) = self.record.as_mut() {
                         r.first_token();
                     }
-                    let Ok(typed) = chunk.typed() else { continue };
+                    let typed = match chunk.typed() {
+                        Ok(t) => t,
+                        Err(err) => {
+                            self.done = true;
+                            let usage = self.mapper.usage().cloned();
+                            if let Some(r) = self.record.take() {
+                                r.fail(&err, usage.as_ref());
+                            }
+                            return Poll::Ready(Some(Ok(error_frame(&err))));
+                        }
+                    };
                     let events = self.mapper.on_chunk(typed);
                     if events.is_empty() {
                         continue;
@@ -347,6 +357,33 @@ impl Stream for NativeBody {
                 }
                 Poll::Ready(None)
             }
+        }
+    }
+}
+
+/// The 499 a call ends with when the client leaves mid-stream.
+fn client_gone() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        "client_disconnected",
+        "client closed the connection before the stream completed",
+    )
+}
+
+impl Drop for EventBody {
+    fn drop(&mut self) {
+        // Client disconnected mid-stream: account for the usage seen so far.
+        if let Some(r) = self.record.take() {
+            r.fail(&client_gone(), self.mapper.usage());
+        }
+    }
+}
+
+impl Drop for NativeBody {
+    fn drop(&mut self) {
+        if let Some(r) = self.record.take() {
+            let usage = self.openai_usage();
+            r.fail(&client_gone(), usage.as_ref());
         }
     }
 }

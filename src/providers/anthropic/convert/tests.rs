@@ -1,3 +1,5 @@
+//! Data-driven cases for `to_wire` and `from_wire` (files under `testdata/`).
+
 use serde_json::Value;
 
 use super::*;

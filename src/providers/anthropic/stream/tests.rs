@@ -1,3 +1,5 @@
+//! Data-driven cases for the event-stream mapper (files under `testdata/stream/`).
+
 use serde_json::{Value, json};
 
 use super::*;
