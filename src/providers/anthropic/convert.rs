@@ -142,25 +142,37 @@ pub fn to_wire(req: &ChatRequest, opts: &Options) -> Result<Wire, ApiError> {
         body.metadata = Some(json!({"user_id": u}));
     }
 
-    // reasoning_effort → extended thinking with a budget, unless `thinking` is given as such.
+    // reasoning_effort → thinking, unless `thinking` is given as such: adaptive thinking with
+    // `output_config.effort` on models that have it (4.6 and later), else a token budget.
     if body.thinking.is_none()
         && let Some(effort) = req.reasoning_effort.as_deref()
     {
-        let budget = match effort {
-            "none" | "disable" => None,
-            "minimal" | "low" => Some(1024),
-            "medium" => Some(2048),
-            "high" => Some(4096),
-            "xhigh" | "max" => Some(8192),
+        let (budget, level) = match effort {
+            "none" | "disable" => (None, ""),
+            "minimal" | "low" => (Some(1024), "low"),
+            "medium" => (Some(2048), "medium"),
+            "high" => (Some(4096), "high"),
+            "xhigh" | "max" => (Some(8192), "max"),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "reasoning_effort \"{other}\" is not one of none, minimal, low, medium, high"
+                    "reasoning_effort \"{other}\" is not one of none, minimal, low, medium, high, xhigh"
                 ))
                 .with_param("reasoning_effort"));
             }
         };
         if let Some(b) = budget {
-            body.thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
+            if supports_adaptive_thinking(&req.model) {
+                body.thinking = Some(json!({"type": "adaptive"}));
+                let oc = body
+                    .extra
+                    .entry("output_config")
+                    .or_insert_with(|| json!({}));
+                if let Some(o) = oc.as_object_mut() {
+                    o.entry("effort").or_insert_with(|| json!(level));
+                }
+            } else {
+                body.thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
+            }
         }
     }
     // The API wants max_tokens above the thinking budget.
@@ -636,6 +648,27 @@ fn tool_def(t: &crate::types::Tool, i: usize) -> Result<ToolDef, ApiError> {
         def.extra.insert(k.clone(), v.clone());
     }
     Ok(def)
+}
+
+/// Whether a Claude model takes `thinking: {type: "adaptive"}` with `output_config.effort`:
+/// version 4.6 and later (4.7 and later take nothing else). Names without a version (test
+/// models, aliases) get the budgeted form every thinking model has accepted.
+pub fn supports_adaptive_thinking(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    if name.contains("mythos") || name.contains("fable") {
+        return true;
+    }
+    // `claude-opus-4-6`, `claude-3-7-sonnet-20250219`, `claude-opus-4-20250514`.
+    let mut numbers = name
+        .split(['-', '.', '@'])
+        .filter_map(|t| t.parse::<u32>().ok().map(|n| (n, t.len())))
+        // A date suffix (`20250514`) is not a version.
+        .take_while(|(_, len)| *len < 6)
+        .map(|(n, _)| n);
+    match (numbers.next(), numbers.next()) {
+        (Some(major), minor) => (major, minor.unwrap_or(0)) >= (4, 6),
+        (None, _) => false,
+    }
 }
 
 /// Anthropic stop reason → OpenAI finish reason.

@@ -36,3 +36,21 @@ fn from_wire_cases() {
         serde_json::to_value(from_wire(resp, json_tool, 1700000000)).unwrap()
     });
 }
+
+#[test]
+fn adaptive_thinking_from_version_4_6() {
+    for (model, adaptive) in [
+        ("claude-opus-4-6", true),
+        ("claude-sonnet-4-6", true),
+        ("claude-opus-4-7", true),
+        ("claude-opus-5-5", true),
+        ("claude-mythos-preview", true),
+        ("claude-sonnet-4-5-20250929", false),
+        ("claude-opus-4-1-20250805", false),
+        ("claude-opus-4-20250514", false),
+        ("claude-3-7-sonnet-20250219", false),
+        ("claude-tool-model", false),
+    ] {
+        assert_eq!(supports_adaptive_thinking(model), adaptive, "{model}");
+    }
+}
