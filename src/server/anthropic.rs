@@ -181,7 +181,10 @@ async fn messages_inner(
     if st.router.is_native_anthropic(&group, &model) {
         return Ok(native(&st, record, &group, &model, value, stream, &opts).await);
     }
-    let chat = translate::to_chat(req, opts.drop_params)?;
+    let chat = match translate::to_chat(req, opts.drop_params) {
+        Ok(c) => c,
+        Err(e) => return Ok(failed(record, e, None)),
+    };
     let outcome = st.router.chat(&group, chat, stream, &opts, None).await;
     let (outcome, attempt) = match outcome {
         Ok(ok) => ok,
