@@ -705,3 +705,35 @@ async fn messages_fast_path_passes_a_midstream_error_event_through() {
     assert_eq!(name, "error");
     assert_eq!(data["error"]["type"], "overloaded_error");
 }
+
+#[tokio::test]
+async fn every_messages_call_is_accounted_once() {
+    let (up, _mock) = mock_upstream().await;
+    let mut gw = gateway(&config(&up))
+        .env("TOLLGATE_LOG", "info,tollgate::spend=debug")
+        .start();
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    for (model, stream) in [
+        ("claude-opus-4-6", false),
+        ("claude-opus-4-6", true),
+        ("gpt-4o", false),
+        ("gpt-4o", true),
+        ("claude-overloaded", false),
+        ("claude-midstream", true),
+    ] {
+        let r = post(
+            &gw,
+            "/v1/messages",
+            &json!({"model": model, "max_tokens": 10, "stream": stream, "messages": hi}),
+        )
+        .await;
+        let _ = r.text().await.unwrap();
+    }
+    assert_eq!(gw.terminate(), Some(0));
+    let logs = gw.logs();
+    assert_eq!(
+        logs.matches("spend event").count(),
+        6,
+        "one spend event per call:\n{logs}"
+    );
+}
