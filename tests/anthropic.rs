@@ -224,6 +224,27 @@ async fn openai_to_claude_tool_choice_forms_and_unsupported_params() {
     )
     .await;
     assert_eq!(status, 200);
+    // LiteLLM's extra_headers carry anthropic-beta from the OpenAI API; credentials are refused.
+    let (status, v) = chat(
+        &gw,
+        json!({"model": "claude-opus-4-6", "extra_headers": {"anthropic-beta": "context-1m-2025-08-07"},
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = last_upstream(&mock);
+    assert_eq!(
+        header(&sent, "anthropic-beta"),
+        Some("context-1m-2025-08-07")
+    );
+    assert!(sent.body.get("extra_headers").is_none());
+    let (status, _) = chat(
+        &gw,
+        json!({"model": "claude-opus-4-6", "extra_headers": {"x-api-key": "sk-other"},
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

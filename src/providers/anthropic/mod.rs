@@ -84,6 +84,16 @@ impl Anthropic {
     }
 
     fn request(&self, body: Vec<u8>, opts: &CallOptions) -> reqwest::RequestBuilder {
+        self.request_with(body, opts, &[])
+    }
+
+    /// The Messages call; `extra` are a chat request's own `extra_headers`.
+    fn request_with(
+        &self,
+        body: Vec<u8>,
+        opts: &CallOptions,
+        extra: &[(String, String)],
+    ) -> reqwest::RequestBuilder {
         let mut rb = self
             .client
             .inner
@@ -106,7 +116,7 @@ impl Anthropic {
                 rb = rb.header(*name, wire::API_VERSION);
             }
         }
-        for (k, v) in &self.headers {
+        for (k, v) in self.headers.iter().chain(extra) {
             rb = rb.header(k, v);
         }
         rb
@@ -158,6 +168,34 @@ fn timeout_error(t: Duration) -> ApiError {
     )
 }
 
+/// Headers a client may not set through `extra_headers`: the gateway owns them.
+const RESERVED_HEADERS: &[&str] = &["x-api-key", "authorization", "host", "content-length"];
+
+/// Takes a chat request's `extra_headers` (LiteLLM's way to send e.g. `anthropic-beta` from
+/// the OpenAI API) out of the body.
+fn take_extra_headers(req: &mut ChatRequest) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(v) = req.extra.remove("extra_headers") else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        ApiError::bad_request("extra_headers must be an object of string header values")
+            .with_param("extra_headers")
+    };
+    let obj = v.as_object().ok_or_else(bad)?;
+    let mut out = Vec::new();
+    for (k, v) in obj {
+        let v = v.as_str().ok_or_else(bad)?;
+        if RESERVED_HEADERS.iter().any(|r| k.eq_ignore_ascii_case(r)) {
+            return Err(ApiError::bad_request(format!(
+                "extra_headers may not set {k}: the gateway sends the deployment's credentials"
+            ))
+            .with_param("extra_headers"));
+        }
+        out.push((k.clone(), v.to_owned()));
+    }
+    Ok(out)
+}
+
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding request: {e}")))
 }
@@ -168,10 +206,14 @@ fn now() -> i64 {
 
 #[async_trait]
 impl Provider for Anthropic {
-    async fn chat(&self, req: ChatRequest, opts: &CallOptions) -> Result<ChatReply, ApiError> {
+    async fn chat(&self, mut req: ChatRequest, opts: &CallOptions) -> Result<ChatReply, ApiError> {
+        let extra = take_extra_headers(&mut req)?;
         let w = to_wire(&req, &self.options(opts))?;
         let resp = self
-            .send(self.request(encode(&w.body)?, opts), self.timeout)
+            .send(
+                self.request_with(encode(&w.body)?, opts, &extra),
+                self.timeout,
+            )
             .await?;
         let headers = provider_headers(resp.headers());
         let body = self.read_body(resp).await?;
@@ -192,13 +234,17 @@ impl Provider for Anthropic {
 
     async fn chat_stream(
         &self,
-        req: ChatRequest,
+        mut req: ChatRequest,
         opts: &CallOptions,
     ) -> Result<ChunkStream, ApiError> {
+        let extra = take_extra_headers(&mut req)?;
         let mut w = to_wire(&req, &self.options(opts))?;
         w.body.stream = Some(true);
         let resp = self
-            .send(self.request(encode(&w.body)?, opts), self.stream_timeout)
+            .send(
+                self.request_with(encode(&w.body)?, opts, &extra),
+                self.stream_timeout,
+            )
             .await?;
         let mut mapper = ChunkMapper::new(&req.model, w.json_tool, now());
         let mut bytes = resp.bytes_stream();
