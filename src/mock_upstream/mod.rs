@@ -6,7 +6,7 @@
 //! asks for a tool call. It keeps the last requests it received (bounded) at `GET /__requests`
 //! so tests can check what the gateway sent.
 
-mod anthropic;
+pub mod anthropic;
 mod openai;
 
 use std::collections::VecDeque;

@@ -116,6 +116,9 @@ pub struct NativeStream {
 pub struct CallOptions {
     /// Client headers to forward (`anthropic-beta`, `anthropic-version` on native paths).
     pub forward_headers: Vec<(String, String)>,
+    /// Drop request parameters the provider cannot take instead of refusing them
+    /// (`litellm_settings.drop_params`).
+    pub drop_params: bool,
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 //! it never parses provider bodies.
 
 mod cooldown;
+mod native;
 
 use std::collections::HashMap;
 use std::sync::Arc;

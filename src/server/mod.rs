@@ -3,6 +3,7 @@
 //! **Architecture Invariant:** only the server maps errors to HTTP responses; every route that
 //! reaches a provider authenticates and admits through `auth` before calling the router.
 
+pub mod anthropic;
 pub mod body;
 pub mod call;
 pub mod health;
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
             "/engines/{model}/chat/completions",
             post(openai::azure_chat_completions),
         )
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/embeddings", post(openai::embeddings))
         .route("/v1/embeddings", post(openai::embeddings))
         .route(

@@ -171,7 +171,10 @@ async fn chat_inner(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let opts = CallOptions::default();
+    let opts = CallOptions {
+        drop_params: st.config.litellm.drop_params,
+        ..CallOptions::default()
+    };
     record.upstream_begins();
     let outcome = st
         .router

@@ -97,6 +97,16 @@ model_list:
       model: anthropic/claude-thinking-model
       api_base: {upstream}
       api_key: sk-upstream-anthropic
+  - model_name: claude-midstream
+    litellm_params:
+      model: anthropic/claude-midstream-error
+      api_base: {upstream}
+      api_key: sk-upstream-anthropic
+  - model_name: claude-overloaded
+    litellm_params:
+      model: anthropic/claude-fail-529
+      api_base: {upstream}
+      api_key: sk-upstream-anthropic
   - model_name: broken
     litellm_params:
       model: openai/fail-500
