@@ -8,7 +8,16 @@ import pytest
 
 from conftest import upstream_requests
 
-REFERENCE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference"
+def _reference_dir() -> pathlib.Path:
+    # shared/ sits beside the checkout (CI lays a copy there); walk up to find it.
+    for parent in pathlib.Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "reference"
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("shared/reference not found beside the checkout")
+
+
+REFERENCE = _reference_dir()
 
 
 def client(gateway, key=None):
