@@ -4,6 +4,14 @@
 //! on both backends: SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
 //! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
 
+pub mod budgets;
+pub mod end_users;
+pub mod keys;
+mod m001_identity;
+pub mod rows;
+pub mod teams;
+pub mod users;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,7 +43,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. New ones are appended, never edited once released.
-pub static MIGRATIONS: &[Migration] = &[];
+pub static MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "keys, teams, users, end users, budgets",
+    sqlite: m001_identity::SQL,
+    postgres: m001_identity::SQL,
+}];
 
 #[derive(Clone, Debug)]
 pub struct Store {

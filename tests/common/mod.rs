@@ -143,8 +143,7 @@ impl Gateway {
     /// Stops the gateway and hands back its folder (and database) for a restart.
     pub fn into_dir(mut self) -> TempDir {
         self.terminate();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     pub fn config_dir(&self) -> PathBuf {
