@@ -236,6 +236,8 @@ pub(crate) fn refusal(
     budget_status: StatusCode,
     now: i64,
 ) -> ApiError {
+    // Hide float noise from reservations settled back (0.9999999999 → 1).
+    let current = (current * 1e9).round() / 1e9;
     let who = match kind {
         Kind::Key => String::new(),
         Kind::Team => format!("Team={id} "),

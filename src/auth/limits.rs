@@ -8,6 +8,10 @@ use parking_lot::Mutex;
 
 use super::redis::RedisCounters;
 
+/// Reservations and settlements add and subtract floats: a counter within this of its limit
+/// has reached it.
+pub const EPSILON: f64 = 1e-9;
+
 /// One counter an admission checks and moves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
@@ -105,7 +109,7 @@ impl LocalCounters {
                 _ => 0.0,
             };
             if let Some(limit) = s.limit
-                && current >= limit
+                && current + EPSILON >= limit
             {
                 return Err(Refused { index, current });
             }

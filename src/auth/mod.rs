@@ -874,3 +874,6 @@ mod tests {
         assert_eq!(presented_key(&h, None), Some("sk-b"));
     }
 }
+
+#[cfg(test)]
+mod admission_tests;

@@ -17,7 +17,7 @@ for i = 1, n do
   local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   cur[i] = c
   local lim = tonumber(ARGV[n + i])
-  if lim >= 0 and c >= lim then
+  if lim >= 0 and c + 1e-9 >= lim then
     return {i, tostring(c)}
   end
 end
