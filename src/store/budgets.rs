@@ -93,6 +93,7 @@ impl Store {
             .bind(b.updated_at)
             .bind(&b.created_by)
             .bind(&b.updated_by)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -116,6 +117,7 @@ impl Store {
     pub async fn delete_budget(&self, budget_id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM tollgate_budgets WHERE budget_id = $1")
             .bind(budget_id)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() > 0)
@@ -162,6 +164,7 @@ impl Store {
                     .bind(next)
                     .bind(id)
                     .bind(old)
+                    .persistent(false)
                     .execute(&self.pool)
                     .await?
             }
@@ -170,6 +173,7 @@ impl Store {
                 sqlx::query(&format!("UPDATE {tbl} SET budget_reset_at = $1 WHERE {pk} = $2 AND budget_reset_at IS NULL"))
                     .bind(next)
                     .bind(id)
+                    .persistent(false)
                     .execute(&self.pool)
                     .await?
             }

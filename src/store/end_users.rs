@@ -60,6 +60,7 @@ impl Store {
             .bind(json_text(&e.extra))
             .bind(e.created_at)
             .bind(e.updated_at)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -79,6 +80,7 @@ impl Store {
         .bind(e.budget_reset_at)
         .bind(json_text(&e.extra))
         .bind(e.updated_at)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
@@ -102,6 +104,7 @@ impl Store {
     pub async fn delete_end_user(&self, user_id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM tollgate_end_users WHERE user_id = $1")
             .bind(user_id)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() > 0)

@@ -125,6 +125,7 @@ impl Store {
             .bind(k.updated_at)
             .bind(&k.created_by)
             .bind(&k.updated_by)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -160,6 +161,7 @@ impl Store {
         .bind(json_text(&k.extra))
         .bind(k.updated_at)
         .bind(&k.updated_by)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
@@ -170,6 +172,7 @@ impl Store {
         sqlx::query("UPDATE tollgate_keys SET spend = $1 WHERE token = $2")
             .bind(spend)
             .bind(token)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -245,6 +248,7 @@ impl Store {
     pub async fn delete_key(&self, token: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM tollgate_keys WHERE token = $1")
             .bind(token)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() > 0)
@@ -265,6 +269,7 @@ impl Store {
         .bind(key_name)
         .bind(now)
         .bind(old)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)

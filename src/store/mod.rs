@@ -3,6 +3,10 @@
 //! **Architecture Invariant:** only this module speaks SQL. The same migrations and queries run
 //! on both backends: SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
 //! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
+//!
+//! A statement that binds a value which may be NULL runs with `.persistent(false)`: through
+//! the `Any` driver a NULL is prepared as an untyped parameter, and PostgreSQL then rejects a
+//! later non-NULL value on that cached statement ("incorrect binary data format").
 
 pub mod budgets;
 pub mod end_users;
@@ -187,3 +191,6 @@ mod tests {
         assert_eq!(v, 5);
     }
 }
+
+#[cfg(test)]
+mod identity_tests;

@@ -97,6 +97,7 @@ impl Store {
             .bind(json_text(&t.extra))
             .bind(t.created_at)
             .bind(t.updated_at)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -121,6 +122,7 @@ impl Store {
         .bind(json_text(&t.metadata))
         .bind(json_text(&t.extra))
         .bind(t.updated_at)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
@@ -168,6 +170,7 @@ impl Store {
         .bind(m.spend)
         .bind(&m.budget_id)
         .bind(m.created_at)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -178,6 +181,7 @@ impl Store {
             sqlx::query("DELETE FROM tollgate_team_members WHERE team_id = $1 AND user_id = $2")
                 .bind(team_id)
                 .bind(user_id)
+                .persistent(false)
                 .execute(&self.pool)
                 .await?;
         Ok(r.rows_affected() > 0)

@@ -74,6 +74,7 @@ impl Store {
             .bind(json_text(&u.extra))
             .bind(u.created_at)
             .bind(u.updated_at)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -98,6 +99,7 @@ impl Store {
         .bind(json_text(&u.metadata))
         .bind(json_text(&u.extra))
         .bind(u.updated_at)
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
