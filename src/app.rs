@@ -28,6 +28,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             init_tracing(false, "warn");
             crate::mock_upstream::run(host, port).await
         }
+        Some(Command::Keys(ref k)) => crate::admin_cli::keys(k).await,
+        Some(Command::ImportLitellm {
+            ref source,
+            ref config,
+        }) => crate::admin_cli::import_litellm(source, config.as_deref()).await,
         None => run(cli).await,
     }
 }

@@ -7,6 +7,7 @@
 // `ApiError` is deliberately a plain value (status, message, headers) returned by every layer.
 #![allow(clippy::result_large_err)]
 
+pub mod admin_cli;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -10,6 +10,7 @@
 
 pub mod budgets;
 pub mod end_users;
+pub mod import_litellm;
 pub mod keys;
 mod m001_identity;
 pub mod rows;
