@@ -25,6 +25,8 @@ pub struct Conn {
     pub master_key: Option<String>,
 }
 
+// Parsed once at start: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key; prints the key (shown only once) and its settings as JSON.
