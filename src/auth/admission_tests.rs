@@ -261,3 +261,33 @@ async fn a_key_made_elsewhere_is_found_in_the_store_and_a_hash_is_no_credential(
     assert!(caller(&f.auth, "sk-later").await.is_ok());
     assert!(caller(&f.auth, &hash_token("sk-later")).await.is_err());
 }
+
+/// `cargo test --release --lib admission_cost -- --ignored --nocapture`: what admission adds
+/// per call (authenticate + admit + settle) with a budget and rpm/tpm limits, in memory.
+#[tokio::test]
+#[ignore]
+async fn admission_cost() {
+    let f = fixture("2026-11-25T10:00:00Z").await;
+    let mut k = key("sk-bench");
+    k.max_budget = Some(1e12);
+    k.budget_duration = Some("monthly".into());
+    k.budget_reset_at = Some(parse_iso("2026-12-01T00:00:00Z").unwrap());
+    k.rpm_limit = Some(i64::MAX / 2);
+    k.tpm_limit = Some(i64::MAX / 2);
+    f.store.put_key(&k).await.unwrap();
+    f.auth.reload().await.unwrap();
+    let mut h = HeaderMap::new();
+    h.insert("authorization", "Bearer sk-bench".parse().unwrap());
+    let n = 200_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let c = f.auth.authenticate(&h).await.unwrap();
+        f.auth
+            .admit(&c, &facts(0.001))
+            .await
+            .unwrap()
+            .settle(0.001, 20);
+    }
+    let per = t.elapsed().as_nanos() as f64 / n as f64;
+    println!("authenticate + admit + settle: {per:.0} ns per call");
+}

@@ -523,7 +523,8 @@ impl Auth {
         let local = !self.counters.is_redis();
         let mut plan = Plan::default();
         let mut key_limits = None;
-        if let (Some(k), false) = (&caller.key, caller.is_admin) {
+        // A key's own limits apply even to a proxy_admin user's key; only the master key has none.
+        if let Some(k) = &caller.key {
             let label = k.key_alias.clone().unwrap_or_else(|| k.token.clone());
             let l = Limits {
                 max_budget: k.max_budget,

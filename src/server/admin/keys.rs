@@ -520,6 +520,17 @@ async fn regen(st: AppState, mut f: Fields) -> ApiResult<Json<Value>> {
     let store = store(&st)?;
     let now = st.auth.now_ms();
     let old = k.token.clone();
+    // The spend counted so far moves to the new hash with the key.
+    k.spend = st
+        .auth
+        .live_spend(
+            Kind::Key,
+            &old,
+            k.spend,
+            k.budget_duration.as_deref(),
+            k.budget_reset_at,
+        )
+        .await;
     let new_hash = hash_token(&new);
     if !store
         .rename_key(&old, &new_hash, &key_name(&new), now)
