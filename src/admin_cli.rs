@@ -1,6 +1,7 @@
 //! Operator subcommands: `tollgate keys …` (talks HTTP to a running gateway) and
 //! `tollgate import-litellm <postgres-url>` (copies a LiteLLM database into the store).
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -173,7 +174,8 @@ pub async fn keys(cmd: &KeysCommand) -> anyhow::Result<()> {
     if !status.is_success() {
         bail!("{} {}: {pretty}", status.as_u16(), path);
     }
-    println!("{pretty}");
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{pretty}");
     Ok(())
 }
 
