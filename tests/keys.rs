@@ -271,6 +271,39 @@ async fn key_lifecycle(db: Option<String>) {
     assert_eq!(s, 200, "{rg2}");
     assert_eq!(rg2["key"], "sk-chosen-by-me");
 
+    assert_eq!(
+        api.post("/key/regenerate", json!({"key": "sk-unknown"}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.post(
+            "/key/regenerate",
+            json!({"key": rg2["key"], "new_key": "bad"})
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        api.post("/key/block", json!({"key": "sk-unknown"})).await.0,
+        404
+    );
+    assert_eq!(api.post("/key/unblock", json!({})).await.0, 400);
+    assert_eq!(
+        api.call(
+            "POST",
+            "/key/block",
+            &new_key,
+            Some(json!({"key": new_key}))
+        )
+        .await
+        .0,
+        401,
+        "the old key was replaced"
+    );
+
     // Expired keys are refused with the reason.
     let (_, ex) = api.post("/key/generate", json!({"duration": "1s"})).await;
     let ex_key = ex["key"].as_str().unwrap().to_owned();
