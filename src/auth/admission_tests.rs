@@ -291,3 +291,43 @@ async fn admission_cost() {
     let per = t.elapsed().as_nanos() as f64 / n as f64;
     println!("authenticate + admit + settle: {per:.0} ns per call");
 }
+
+#[tokio::test]
+async fn unknown_end_users_get_the_default_budget_even_when_concurrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url(&dir.path().join("t.db")), 2)
+        .await
+        .unwrap();
+    let cfg = parse(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: mock/m\ngeneral_settings:\n  master_key: sk-master\nlitellm_settings:\n  max_end_user_budget: 2.0\n",
+        Env::from_map([("X", "Y")]),
+    )
+    .unwrap();
+    let auth = Auth::start(&cfg, store, ManualClock::new(0)).await.unwrap();
+    let c = caller(&auth, "sk-master").await.unwrap();
+    let f = CallFacts {
+        end_user: Some("first-timer".into()),
+        ..facts(1.0)
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let auth = auth.clone();
+        let (c, f) = (c.clone(), f.clone());
+        tasks.push(tokio::spawn(async move { auth.admit(&c, &f).await }));
+    }
+    let mut admitted = Vec::new();
+    for t in tasks {
+        if let Ok(a) = t.await.unwrap() {
+            admitted.push(a);
+        }
+    }
+    assert_eq!(admitted.len(), 2);
+    for a in admitted {
+        a.settle(1.0, 1);
+    }
+    let e = auth.admit(&c, &f).await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "Budget has been exceeded! End User=first-timer Current cost: 2, Max budget: 2"
+    );
+}

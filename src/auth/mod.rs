@@ -29,6 +29,7 @@ use redis::RedisCounters;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::budgets::SpendTable;
+use crate::store::end_users::EndUserRow;
 use crate::store::keys::KeyRow;
 use crate::store::{Store, StoreError};
 
@@ -92,6 +93,8 @@ pub struct Auth {
     /// `router_settings.model_group_alias`.
     model_aliases: HashMap<String, String>,
     estimates: Arc<Estimates>,
+    /// `litellm_settings.max_end_user_budget`: the budget of end users without one.
+    default_end_user_budget: Option<f64>,
     refresh_every: Duration,
     reset_enabled: bool,
     reset_due: Notify,
@@ -146,6 +149,10 @@ impl Auth {
             access_groups,
             model_aliases: cfg.router.model_group_alias.clone(),
             estimates: Arc::new(Estimates::default()),
+            default_end_user_budget: cfg
+                .litellm_settings
+                .get("max_end_user_budget")
+                .and_then(serde_json::Value::as_f64),
             refresh_every: cfg
                 .general
                 .user_api_key_cache_ttl
@@ -616,11 +623,39 @@ impl Auth {
                 );
             }
         }
-        if let Some(eu) = facts
+        let end_user = facts
             .end_user
             .as_deref()
-            .and_then(|e| self.directory.end_user(e))
+            .map(|id| (id, self.directory.end_user(id)));
+        let has_budget = |eu: &EndUserRow| {
+            eu.budget_id
+                .as_deref()
+                .and_then(|b| self.directory.budget(b))
+                .is_some()
+        };
+        // End users without a budget of their own get the default one, counted atomically
+        // like any other (so concurrent first calls cannot all slip past it).
+        if let (Some((id, row)), Some(max)) = (&end_user, self.default_end_user_budget)
+            && !row.as_deref().is_some_and(has_budget)
+            && !row.as_deref().is_some_and(|r| r.blocked)
         {
+            let l = Limits {
+                max_budget: Some(max),
+                ..Limits::default()
+            };
+            plan.add_subject(
+                Kind::EndUser,
+                id,
+                id,
+                &l,
+                est_cost,
+                est_tokens,
+                now,
+                local,
+                false,
+            );
+        }
+        if let Some(eu) = end_user.and_then(|(_, r)| r) {
             if eu.blocked {
                 return Err(ApiError::forbidden(format!(
                     "Authentication Error - End User={} is blocked. Update via `/customer/unblock` if you're an admin.",
