@@ -331,3 +331,17 @@ async fn unknown_end_users_get_the_default_budget_even_when_concurrent() {
         "Budget has been exceeded! End User=first-timer Current cost: 2, Max budget: 2"
     );
 }
+
+#[tokio::test]
+async fn a_full_load_read_before_an_admin_change_does_not_undo_it() {
+    let f = fixture("2026-11-25T10:00:00Z").await;
+    f.store.put_key(&key("sk-gen")).await.unwrap();
+    let seen = f.auth.directory.generation();
+    let stale = keys::Loaded::read(&f.store).await.unwrap();
+    // Meanwhile an admin blocks the key on this instance.
+    let mut blocked = key("sk-gen");
+    blocked.blocked = true;
+    f.auth.directory.put_key(blocked);
+    assert!(!f.auth.directory.replace_if_unchanged(&stale, seen));
+    assert!(caller(&f.auth, "sk-gen").await.is_err(), "still blocked");
+}

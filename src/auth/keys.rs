@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -25,6 +26,8 @@ pub struct Directory {
     end_users: RwLock<HashMap<String, Arc<EndUserRow>>>,
     budgets: RwLock<HashMap<String, Arc<BudgetRow>>>,
     negative: Mutex<HashMap<String, i64>>,
+    /// Bumped by every single-row change, so a full load read before one is not applied over it.
+    generation: AtomicU64,
 }
 
 /// Everything read from the store in one load.
@@ -58,9 +61,31 @@ where
 }
 
 impl Directory {
+    /// The change counter, to take before reading a full load.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Replaces everything with a load read when the counter was `seen`; false (and nothing
+    /// replaced) if a row changed here meanwhile, since the load may predate that change.
+    pub fn replace_if_unchanged(&self, l: &Loaded, seen: u64) -> bool {
+        let mut keys = self.keys.write();
+        if self.generation() != seen {
+            return false;
+        }
+        *keys = index(&l.keys, |k| &k.token);
+        drop(keys);
+        self.replace_rest(l);
+        true
+    }
+
     /// Replaces everything with a fresh load.
     pub fn replace(&self, l: &Loaded) {
         *self.keys.write() = index(&l.keys, |k| &k.token);
+        self.replace_rest(l);
+    }
+
+    fn replace_rest(&self, l: &Loaded) {
         *self.teams.write() = index(&l.teams, |t| &t.team_id);
         *self.users.write() = index(&l.users, |u| &u.user_id);
         *self.end_users.write() = index(&l.end_users, |e| &e.user_id);
@@ -89,47 +114,57 @@ impl Directory {
     }
 
     pub fn put_key(&self, k: KeyRow) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.negative.lock().remove(&k.token);
         self.keys.write().insert(k.token.clone(), Arc::new(k));
     }
 
     pub fn remove_key(&self, hash: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys.write().remove(hash);
     }
 
     pub fn put_team(&self, t: TeamRow) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.teams.write().insert(t.team_id.clone(), Arc::new(t));
     }
 
     pub fn remove_team(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.teams.write().remove(id);
     }
 
     pub fn put_user(&self, u: UserRow) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.users.write().insert(u.user_id.clone(), Arc::new(u));
     }
 
     pub fn remove_user(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.users.write().remove(id);
     }
 
     pub fn put_end_user(&self, e: EndUserRow) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.end_users
             .write()
             .insert(e.user_id.clone(), Arc::new(e));
     }
 
     pub fn remove_end_user(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.end_users.write().remove(id);
     }
 
     pub fn put_budget(&self, b: BudgetRow) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.budgets
             .write()
             .insert(b.budget_id.clone(), Arc::new(b));
     }
 
     pub fn remove_budget(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.budgets.write().remove(id);
     }
 

@@ -212,8 +212,20 @@ impl Auth {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let loaded = Loaded::read(store).await?;
-        self.directory.replace(&loaded);
+        // An admin change made here while the load was read would be undone by it: read again.
+        let mut tries = 0;
+        let loaded = loop {
+            let seen = self.directory.generation();
+            let loaded = Loaded::read(store).await?;
+            tries += 1;
+            if self.directory.replace_if_unchanged(&loaded, seen) {
+                break loaded;
+            }
+            if tries == 3 {
+                tracing::debug!("key cache busy with changes; refreshing next time");
+                return Ok(());
+            }
+        };
         let now = self.now_ms();
         for k in &loaded.keys {
             self.seed(
