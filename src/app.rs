@@ -28,6 +28,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             init_tracing(false, "warn");
             crate::mock_upstream::run(host, port).await
         }
+        Some(Command::Keys(ref k)) => crate::admin_cli::keys(k).await,
+        Some(Command::ImportLitellm {
+            ref source,
+            ref config,
+        }) => crate::admin_cli::import_litellm(source, config.as_deref()).await,
         None => run(cli).await,
     }
 }
@@ -153,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 pub struct Gateway {
     pub state: AppState,
     tasks: crate::spend::writer::WriterHandle,
+    auth_tasks: crate::auth::Background,
 }
 
 impl Gateway {
@@ -176,16 +182,24 @@ impl Gateway {
         let client = http::Client::new().context("building the HTTP client")?;
         let (spend, rx) = SpendSink::channel(SPEND_CHANNEL);
         let tasks = crate::spend::writer::start(rx, Some(store.clone()), &cfg);
+        let auth = Auth::start(&cfg, store.clone(), Arc::new(crate::auth::SystemClock))
+            .await
+            .context("loading keys")?;
+        let auth_tasks = auth.spawn_background();
         let state = Arc::new(State {
             router: Router::new(&cfg, client),
-            auth: Auth::new(&cfg),
+            auth,
             prices: PriceTable::new(),
             spend,
             store: Some(store),
             started,
             config: Arc::new(cfg),
         });
-        Ok(Gateway { state, tasks })
+        Ok(Gateway {
+            state,
+            tasks,
+            auth_tasks,
+        })
     }
 
     /// Serves until `shutdown`, then drains requests and flushes spend.
@@ -194,8 +208,13 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Gateway { state, tasks } = self;
+        let Gateway {
+            state,
+            tasks,
+            auth_tasks,
+        } = self;
         crate::server::serve(listener, state.clone(), shutdown).await?;
+        auth_tasks.stop().await;
         tracing::info!("shutting down: flushing spend logs");
         drop(state);
         tasks.shutdown().await;

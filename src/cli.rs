@@ -57,6 +57,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a config file and exit (non-zero with the offending field on error).
@@ -64,6 +65,19 @@ pub enum Command {
     CheckConfig {
         /// The config.yaml to check.
         path: PathBuf,
+    },
+    /// Manage virtual keys on a running gateway (over its HTTP API).
+    #[command(subcommand)]
+    Keys(crate::admin_cli::KeysCommand),
+    /// Copy keys (hashes), teams, users, end users, budgets and spend from a LiteLLM
+    /// PostgreSQL database into the store the config points at. Safe to run twice.
+    #[command(name = "import-litellm")]
+    ImportLitellm {
+        /// The LiteLLM database, postgres://…
+        source: String,
+        /// The Tollgate config (its database_url, or the SQLite file beside it).
+        #[arg(short = 'c', long, env = "CONFIG_FILE_PATH")]
+        config: Option<PathBuf>,
     },
     /// A mock upstream (OpenAI and Anthropic shapes) on loopback, for benchmarks and tests.
     #[command(name = "mock-upstream", hide = true)]

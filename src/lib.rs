@@ -4,6 +4,9 @@
 //! `providers` translate to each upstream; `auth` admits callers; `spend` prices and records
 //! calls; `store` persists keys and spend.
 
+// `ApiError` is deliberately a plain value (status, message, headers) returned by every layer.
+
+pub mod admin_cli;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -193,8 +193,12 @@ async fn upstream_timeout_is_408_and_oversized_body_is_413() {
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "413");
-    // The process keeps serving.
-    let r = c.get(gw.url("/health/liveliness")).send().await.unwrap();
+    // The process keeps serving (a new connection: the server closes the one whose body it refused).
+    let r = client()
+        .get(gw.url("/health/liveliness"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 

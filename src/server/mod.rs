@@ -3,6 +3,7 @@
 //! **Architecture Invariant:** only the server maps errors to HTTP responses; every route that
 //! reaches a provider authenticates and admits through `auth` before calling the router.
 
+pub mod admin;
 pub mod anthropic;
 pub mod body;
 pub mod call;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
+        .merge(admin::routes())
         .route("/", get(root))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -360,8 +360,9 @@ async fn embeddings_inner(
 
 /// Models the caller may use.
 pub fn visible_models(st: &AppState, caller: &Caller) -> Vec<String> {
-    let _ = caller;
-    st.router.model_names()
+    let mut names = st.router.model_names();
+    names.retain(|m| st.auth.may_use(caller, m));
+    names
 }
 
 pub async fn list_models(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {

@@ -3,6 +3,19 @@
 //! **Architecture Invariant:** only this module speaks SQL. The same migrations and queries run
 //! on both backends: SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
 //! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
+//!
+//! A statement that binds a value which may be NULL runs with `.persistent(false)`: through
+//! the `Any` driver a NULL is prepared as an untyped parameter, and PostgreSQL then rejects a
+//! later non-NULL value on that cached statement ("incorrect binary data format").
+
+pub mod budgets;
+pub mod end_users;
+pub mod import_litellm;
+pub mod keys;
+mod m001_identity;
+pub mod rows;
+pub mod teams;
+pub mod users;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,7 +48,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. New ones are appended, never edited once released.
-pub static MIGRATIONS: &[Migration] = &[];
+pub static MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "keys, teams, users, end users, budgets",
+    sqlite: m001_identity::SQL,
+    postgres: m001_identity::SQL,
+}];
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -174,3 +192,6 @@ mod tests {
         assert_eq!(v, 5);
     }
 }
+
+#[cfg(test)]
+mod identity_tests;
