@@ -204,13 +204,28 @@ new_openclaw_home() {
 
 mock_requests() { curl -fsS "$MOCK/__requests"; }
 
+# Runs Python over a JSON file: `d` is the document, `arg` the third argument; the code sets
+# `ok`. (python3 is on every machine the project runs on; jq is not.)
+json_ok() {
+  python3 - "$1" "$2" "${3:-}" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+arg = sys.argv[3]
+scope = {"d": d, "arg": arg, "ok": False, "json": json}
+exec(sys.argv[2], scope)
+sys.exit(0 if scope["ok"] else 1)
+PY
+}
+
 # ---------------------------------------------------------------- virtual keys and spend
 # TODO(keys): replace the master key with a virtual key, exactly as docs/openclaw.md does:
 #   curl -X POST "$GW/key/generate" \
 #     -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
 #     -H "Content-Type: application/json" \
 #     -d '{"key_alias": "openclaw", "max_budget": 50.00, "budget_duration": "monthly"}'
-#   and export its "key" as LITELLM_API_KEY.
+#   and export its "key" as LITELLM_API_KEY. Note: "monthly" is the seed's value, but LiteLLM's
+#   duration grammar is <int>(s|m|h|d|w|mo) (reference §4); if the keys work rejects it, change
+#   it here and in docs/openclaw.md to "1mo".
 create_virtual_key() {
   LITELLM_API_KEY="$MASTER_KEY"
   log "TODO(keys): using the master key; /key/generate is not built yet"
@@ -265,21 +280,23 @@ check_text_turn() {
   out="$(cd "$home/.openclaw/workspace" && openclaw_turn "$home" "Say hello to Tollgate.")" ||
     fail "openclaw agent exited non-zero: $out"
   echo "$out" >"$W/text-turn.json"
-  jq -e '[.payloads[].text] | join("") | contains("Hello from the mock upstream.")' \
-    "$W/text-turn.json" >/dev/null || fail "OpenClaw did not print the mock's answer: $out"
-  jq -e '.meta.agentMeta.usage.output == 7' "$W/text-turn.json" >/dev/null ||
+  json_ok "$W/text-turn.json" '
+ok = "Hello from the mock upstream." in "".join(p.get("text") or "" for p in d["payloads"])' ||
+    fail "OpenClaw did not print the mock's answer: $out"
+  json_ok "$W/text-turn.json" 'ok = d["meta"]["agentMeta"]["usage"]["output"] == 7' ||
     fail "OpenClaw did not get the stream's usage chunk: $out"
   mock_requests >"$W/requests.json"
-  jq -e '
-    [.[] | select(.path == "/chat/completions" and .body.model == "claude-opus-4-6")] | last | .body as $b
-    | ($b.messages[0].role == "system") and (($b.messages[0].content | length) > 1000)
-    and (($b.tools | length) >= 5) and ($b.stream == true)
-    and ($b.stream_options.include_usage == true) and ($b.max_completion_tokens == 64000)
-    and ([$b.tools[].function.name] | index("read") != null)
-  ' "$W/requests.json" >/dev/null ||
+  json_ok "$W/requests.json" '
+r = [r for r in d if r["path"] == "/chat/completions" and r["body"].get("model") == "claude-opus-4-6"][-1]
+b = r["body"]
+ok = (b["messages"][0]["role"] == "system" and len(b["messages"][0]["content"]) > 1000
+      and len(b["tools"]) >= 5 and "read" in [t["function"]["name"] for t in b["tools"]]
+      and b["stream"] is True and b["stream_options"]["include_usage"] is True
+      and b["max_completion_tokens"] == 64000)' ||
     fail "the mock did not receive OpenClaw's request as sent (system prompt, tools, stream, usage)"
-  jq -e '[.[] | select(.path == "/chat/completions")] | last | .headers.authorization == "Bearer sk-upstream-e2e"' \
-    "$W/requests.json" >/dev/null || fail "the upstream got the client's key instead of the deployment's"
+  json_ok "$W/requests.json" '
+ok = [r for r in d if r["path"] == "/chat/completions"][-1]["headers"]["authorization"] == "Bearer sk-upstream-e2e"' ||
+    fail "the upstream got the client's key instead of the deployment's"
   log "ok: OpenClaw printed the mock's answer; the mock got system prompt, tools, stream + usage"
 }
 
@@ -290,19 +307,20 @@ check_tool_turn() {
   out="$(cd "$home/.openclaw/workspace" && openclaw_turn "$home" "Read tollgate-e2e.txt and tell me what it says.")" ||
     fail "openclaw agent (tool turn) exited non-zero: $out"
   echo "$out" >"$W/tool-turn.json"
-  jq -e --arg s "$SENTENCE" '[.payloads[].text] | join("") | contains($s)' "$W/tool-turn.json" >/dev/null ||
+  json_ok "$W/tool-turn.json" 'ok = arg in "".join(p.get("text") or "" for p in d["payloads"])' "$SENTENCE" ||
     fail "the tool result did not come back in OpenClaw's answer: $out"
   mock_requests >"$W/requests.json"
-  jq -e --arg s "$SENTENCE" '
-    [.[] | select(.path == "/chat/completions" and .body.model == "claude-opus-4-6-tool")]
-    | (length == 2) and (last.body.messages | map(select(.role == "tool")) | last
-                         | (.content | tostring | contains($s)))
-  ' "$W/requests.json" >/dev/null || fail "the mock did not receive the tool result"
+  json_ok "$W/requests.json" '
+calls = [r for r in d if r["path"] == "/chat/completions" and r["body"].get("model") == "claude-opus-4-6-tool"]
+tools = [m for m in calls[-1]["body"]["messages"] if m["role"] == "tool"]
+ok = len(calls) == 2 and bool(tools) and arg in json.dumps(tools[-1]["content"])' "$SENTENCE" ||
+    fail "the mock did not receive the tool result"
   log "ok: the mock asked for read, OpenClaw ran it, the file's sentence came back"
 }
 
 main() {
-  command -v jq >/dev/null || fail "jq is needed (apt-get install jq)"
+  command -v python3 >/dev/null || fail "python3 is needed"
+  command -v curl >/dev/null || fail "curl is needed"
   [ -x "$BIN" ] || (cd "$ROOT" && cargo build --bin tollgate)
   install_openclaw
   MOCK="$(start_listening mock "$BIN" mock-upstream --port 0)"
