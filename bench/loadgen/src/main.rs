@@ -191,8 +191,11 @@ impl Conn {
         if chunked {
             loop {
                 let size_line = self.line()?;
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| std::io::Error::other(format!("bad chunk size {size_line:?}")))?;
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| {
+                            std::io::Error::other(format!("bad chunk size {size_line:?}"))
+                        })?;
                 if size == 0 {
                     // Trailers (none expected) end with an empty line.
                     while !self.line()?.is_empty() {}
@@ -282,7 +285,8 @@ fn main() {
                     Ok(c) => c,
                     Err(e) => {
                         mine.errors += 1;
-                        mine.first_error.get_or_insert_with(|| format!("connect: {e}"));
+                        mine.first_error
+                            .get_or_insert_with(|| format!("connect: {e}"));
                         std::thread::sleep(Duration::from_millis(10));
                         conn = Conn::open(&host_port);
                         continue;
@@ -298,7 +302,8 @@ fn main() {
                     }
                     Ok(s) => {
                         mine.errors += 1;
-                        mine.first_error.get_or_insert_with(|| format!("HTTP {}", s.status));
+                        mine.first_error
+                            .get_or_insert_with(|| format!("HTTP {}", s.status));
                         if !s.keep_alive {
                             conn = Conn::open(&host_port);
                         }
@@ -360,7 +365,8 @@ fn summary(v: &mut [u32]) -> String {
         return "null".into();
     }
     v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
+    let at =
+        |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64 / 1000.0;
     format!(
         "{{\"p50\":{:.4},\"p90\":{:.4},\"p99\":{:.4},\"max\":{:.4},\"mean\":{:.4}}}",
