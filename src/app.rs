@@ -33,8 +33,32 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             ref source,
             ref config,
         }) => crate::admin_cli::import_litellm(source, config.as_deref()).await,
+        Some(Command::OpenclawConfig {
+            ref config,
+            ref key,
+            ref models,
+            ref base_url,
+        }) => openclaw_config(config, key, models, base_url),
         None => run(cli).await,
     }
+}
+
+fn openclaw_config(
+    path: &Path,
+    key: &Option<String>,
+    models: &[String],
+    base_url: &str,
+) -> anyhow::Result<()> {
+    let cfg = config::load(path, Env::process()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opts = crate::openclaw::Options {
+        base_url: base_url.to_owned(),
+        key: key.clone(),
+        models: models.to_vec(),
+    };
+    let block = crate::openclaw::config_block(&cfg, &PriceTable::new(), &opts)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string_pretty(&block)?);
+    Ok(())
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {

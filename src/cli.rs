@@ -87,4 +87,25 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Print the OpenClaw config block (`models.providers.litellm` and the primary model) for
+    /// the configured model groups, with context windows and output limits filled in.
+    #[command(name = "openclaw-config")]
+    OpenclawConfig {
+        /// The gateway's config.yaml.
+        #[arg(short = 'c', long, env = "CONFIG_FILE_PATH")]
+        config: PathBuf,
+        /// Write this key instead of `${LITELLM_API_KEY}`.
+        #[arg(long)]
+        key: Option<String>,
+        /// Model groups to list, comma-separated; the first is the primary (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// The gateway's URL as OpenClaw reaches it.
+        #[arg(
+            long = "base-url",
+            alias = "base_url",
+            default_value = "http://localhost:4000"
+        )]
+        base_url: String,
+    },
 }

@@ -63,7 +63,7 @@ pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) 
     let completion = 7u64;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
     let id = "chatcmpl-mock";
-    let tool = model.contains("tool");
+    let turn = Turn::of(&model, &req);
     if req["stream"].as_bool() == Some(true) {
         let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
         let mut frames: Vec<Value> = Vec::new();
@@ -75,22 +75,25 @@ pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) 
             json!({"role": "assistant", "content": ""}),
             Value::Null,
         ));
-        if tool {
-            frames.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null));
-            frames.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
-                Value::Null,
-            ));
-            frames.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
-                Value::Null,
-            ));
-            frames.push(chunk(json!({}), json!("tool_calls")));
-        } else {
-            for part in ["Hello ", "from the ", "mock upstream."] {
-                frames.push(chunk(json!({"content": part}), Value::Null));
+        match &turn {
+            Turn::CallTool { name, arguments } => {
+                frames.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
+                // Arguments arrive split over two chunks, as real providers send them.
+                let (a, b) = arguments.split_at(arguments.len() / 2);
+                for part in [a, b] {
+                    frames.push(chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                        Value::Null,
+                    ));
+                }
+                frames.push(chunk(json!({}), json!("tool_calls")));
             }
-            frames.push(chunk(json!({}), json!("stop")));
+            Turn::Text(text) => {
+                for part in split3(text) {
+                    frames.push(chunk(json!({"content": part}), Value::Null));
+                }
+                frames.push(chunk(json!({}), json!("stop")));
+            }
         }
         if include_usage {
             frames.push(json!({"id": id, "object": "chat.completion.chunk", "created": 1700000000, "model": model, "choices": [], "usage": usage}));
@@ -106,17 +109,105 @@ pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
-    let message = if tool {
-        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
-    } else {
-        json!({"role": "assistant", "content": REPLY})
+    let (message, finish) = match &turn {
+        Turn::CallTool { name, arguments } => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": arguments}}]}),
+            "tool_calls",
+        ),
+        Turn::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
     };
     Json(json!({
         "id": id, "object": "chat.completion", "created": 1700000000, "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": if tool { "tool_calls" } else { "stop" }}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
     }))
     .into_response()
+}
+
+/// What the mock answers.
+#[derive(Debug, PartialEq)]
+enum Turn {
+    Text(String),
+    CallTool { name: String, arguments: String },
+}
+
+impl Turn {
+    /// For a model named `…tool…`: a tool call, unless a tool result came after the last
+    /// assistant message — then it is quoted back (`Tool said: …`). (OpenClaw sends its tool
+    /// results followed by a user message of internal context, so "the last message is a tool
+    /// result" is not enough.) A declared `read` tool (OpenClaw's) is called with
+    /// `{"path":"tollgate-e2e.txt"}`; otherwise the first declared tool, or `get_weather`, with
+    /// `{"city":"Paris"}`. Any other model answers [`REPLY`].
+    fn of(model: &str, req: &Value) -> Turn {
+        if !model.contains("tool") {
+            return Turn::Text(REPLY.to_owned());
+        }
+        let messages = req["messages"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let last_of = |role: &str| messages.iter().rposition(|m| m["role"] == role);
+        if let Some(t) = last_of("tool")
+            && last_of("assistant").is_none_or(|a| a < t)
+        {
+            let result: String = content_text(&messages[t]["content"])
+                .chars()
+                .take(200)
+                .collect();
+            return Turn::Text(format!("Tool said: {result}"));
+        }
+        let declared: Vec<&str> = req["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["function"]["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if declared.contains(&"read") {
+            return Turn::CallTool {
+                name: "read".into(),
+                arguments: r#"{"path":"tollgate-e2e.txt"}"#.into(),
+            };
+        }
+        Turn::CallTool {
+            name: declared
+                .first()
+                .copied()
+                .unwrap_or("get_weather")
+                .to_owned(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+        }
+    }
+}
+
+/// The text of a message's content: a string, or the `text` of its parts.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// A text in up to three pieces on character boundaries, to stream it as several chunks.
+fn split3(text: &str) -> Vec<&str> {
+    if text == REPLY {
+        return vec!["Hello ", "from the ", "mock upstream."];
+    }
+    let cut = |n: usize| {
+        let mut i = (text.len() * n / 3).min(text.len());
+        while !text.is_char_boundary(i) {
+            i += 1;
+        }
+        i
+    };
+    let (a, b) = (cut(1), cut(2));
+    [&text[..a], &text[a..b], &text[b..]]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 pub async fn embeddings(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -138,4 +229,66 @@ pub async fn embeddings(State(st): State<MockState>, headers: HeaderMap, body: B
     let tokens = prompt_tokens(&req["input"]);
     Json(json!({"object": "list", "data": data, "model": req["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_model_calls_read_when_declared_else_the_first_tool() {
+        let tools = |names: &[&str]| -> Value {
+            names
+                .iter()
+                .map(|n| json!({"type": "function", "function": {"name": n}}))
+                .collect()
+        };
+        let user = json!([{"role": "user", "content": "hi"}]);
+        let req = json!({"messages": user, "tools": tools(&["exec", "read"])});
+        assert_eq!(
+            Turn::of("mock-tool", &req),
+            Turn::CallTool {
+                name: "read".into(),
+                arguments: r#"{"path":"tollgate-e2e.txt"}"#.into()
+            }
+        );
+        let req = json!({"messages": user, "tools": tools(&["get_time"])});
+        assert!(
+            matches!(Turn::of("gpt-4o-tool", &req), Turn::CallTool { name, .. } if name == "get_time")
+        );
+        let req = json!({"messages": user});
+        assert_eq!(
+            Turn::of("gpt-4o-tool", &req),
+            Turn::CallTool {
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }
+        );
+        assert_eq!(Turn::of("gpt-4o", &req), Turn::Text(REPLY.into()));
+    }
+
+    #[test]
+    fn tool_result_is_quoted_back() {
+        let long = "x".repeat(300);
+        let req = json!({"messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": null, "tool_calls": []},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": long}]},
+            {"role": "user", "content": [{"type": "text", "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"}]},
+        ]});
+        let Turn::Text(t) = Turn::of("mock-tool", &req) else {
+            panic!("expected text")
+        };
+        assert_eq!(t, format!("Tool said: {}", "x".repeat(200)));
+        assert_eq!(split3(&t).concat(), t);
+        // A later turn, after the assistant answered, asks for the tool again.
+        let mut later = req.clone();
+        let msgs = later["messages"].as_array_mut().unwrap();
+        msgs.push(json!({"role": "assistant", "content": t}));
+        msgs.push(json!({"role": "user", "content": "again"}));
+        assert!(matches!(
+            Turn::of("mock-tool", &later),
+            Turn::CallTool { .. }
+        ));
+    }
 }

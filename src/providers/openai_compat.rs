@@ -5,11 +5,13 @@
 //! usage chunk the gateway asked for is marked so the handler can drop it when the client did
 //! not ask.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -32,6 +34,8 @@ pub struct OpenAiCompat {
     headers: Vec<(String, String)>,
     timeout: Duration,
     stream_timeout: Duration,
+    /// The chat URL parsed once (not Azure, whose URL names the model): saves a URL parse per call.
+    chat_url: Option<reqwest::Url>,
 }
 
 impl OpenAiCompat {
@@ -52,10 +56,14 @@ impl OpenAiCompat {
             headers.push(("OpenAI-Organization".into(), org.clone()));
         }
         let timeout = dep.timeout.unwrap_or(Duration::from_secs(600));
+        let azure = spec.family == Family::Azure;
+        let chat_url = (!azure)
+            .then(|| reqwest::Url::parse(&http::join(&base, "chat/completions")).ok())
+            .flatten();
         OpenAiCompat {
             client,
             provider: spec.name,
-            azure: spec.family == Family::Azure,
+            azure,
             base,
             api_key,
             api_version: dep
@@ -65,6 +73,7 @@ impl OpenAiCompat {
             headers,
             timeout,
             stream_timeout: dep.stream_timeout.unwrap_or(timeout),
+            chat_url,
         }
     }
 
@@ -81,12 +90,15 @@ impl OpenAiCompat {
     }
 
     fn request(&self, model: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .inner
-            .post(self.url(model, path))
-            .header("content-type", "application/json")
-            .body(body);
+        let rb = match self
+            .chat_url
+            .as_ref()
+            .filter(|_| path == "chat/completions")
+        {
+            Some(url) => self.client.inner.post(url.clone()),
+            None => self.client.inner.post(self.url(model, path)),
+        };
+        let mut rb = rb.header("content-type", "application/json").body(body);
         if let Some(key) = &self.api_key {
             rb = if self.azure {
                 rb.header("api-key", key)
@@ -196,52 +208,17 @@ impl Provider for OpenAiCompat {
         opts.include_usage = Some(true);
         let rb = self.request(&req.model, "chat/completions", self.body(&req)?);
         let resp = self.send(rb, self.stream_timeout).await?;
-        let provider = self.provider;
-        let mut bytes = resp.bytes_stream();
-        let stream = async_stream_chunks(move |tx| async move {
-            let mut decoder = SseDecoder::new();
-            while let Some(piece) = bytes.next().await {
-                let piece = match piece {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(http::transport_error(e, provider, Duration::ZERO)))
-                            .await;
-                        return;
-                    }
-                };
-                let events = match decoder.push(&piece) {
-                    Ok(evs) => evs,
-                    Err(_) => {
-                        let _ = tx
-                            .send(Err(ApiError::upstream(
-                                502,
-                                "api_error",
-                                format!("{provider} sent a stream event larger than 16 MiB"),
-                            )))
-                            .await;
-                        return;
-                    }
-                };
-                for ev in events {
-                    match map_event(ev.data, provider) {
-                        Mapped::Done => return,
-                        Mapped::Skip => {}
-                        Mapped::Item(item) => {
-                            if tx.send(item).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(ev) = decoder.finish()
-                && let Mapped::Item(item) = map_event(ev.data, provider)
-            {
-                let _ = tx.send(item).await;
-            }
-        });
-        Ok(stream)
+        // Decoded inline as the client's body pulls it (no task, no channel): events that arrive
+        // together are handed on together, so the server writes them in one go, and dropping
+        // the stream (client gone) drops the upstream response.
+        let state = Upstream {
+            bytes: Box::pin(resp.bytes_stream()),
+            decoder: SseDecoder::new(),
+            ready: VecDeque::new(),
+            done: false,
+            provider: self.provider,
+        };
+        Ok(Box::pin(futures::stream::unfold(state, Upstream::next)))
     }
 
     async fn embeddings(&self, body: Value) -> Result<(Bytes, Option<Usage>), ApiError> {
@@ -261,6 +238,68 @@ impl Provider for OpenAiCompat {
             .map_err(|e| http::transport_error(e, self.provider, self.timeout))?;
         let peek: UsagePeek = serde_json::from_slice(&body).unwrap_or_default();
         Ok((body, peek.usage))
+    }
+}
+
+/// An upstream SSE body being decoded into chunks.
+struct Upstream {
+    bytes: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    decoder: SseDecoder,
+    /// Decoded items not yet handed on.
+    ready: VecDeque<Result<StreamChunk, ApiError>>,
+    /// `[DONE]`, the end of the body or an error was seen: hand on what is ready, then stop.
+    done: bool,
+    provider: &'static str,
+}
+
+impl Upstream {
+    async fn next(mut self) -> Option<(Result<StreamChunk, ApiError>, Upstream)> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some((item, self));
+            }
+            if self.done {
+                return None;
+            }
+            let provider = self.provider;
+            match self.bytes.next().await {
+                Some(Ok(piece)) => match self.decoder.push(&piece) {
+                    Ok(events) => {
+                        for ev in events {
+                            match map_event(ev.data, provider) {
+                                Mapped::Done => {
+                                    self.done = true;
+                                    break;
+                                }
+                                Mapped::Skip => {}
+                                Mapped::Item(item) => self.ready.push_back(item),
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        self.done = true;
+                        self.ready.push_back(Err(ApiError::upstream(
+                            502,
+                            "api_error",
+                            format!("{provider} sent a stream event larger than 16 MiB"),
+                        )));
+                    }
+                },
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.ready
+                        .push_back(Err(http::transport_error(e, provider, Duration::ZERO)));
+                }
+                None => {
+                    self.done = true;
+                    if let Some(ev) = self.decoder.finish()
+                        && let Mapped::Item(item) = map_event(ev.data, provider)
+                    {
+                        self.ready.push_back(item);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -49,7 +49,11 @@ impl CallRecord {
         started: Instant,
     ) -> Self {
         let event = SpendEvent {
-            request_id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            // From the thread's RNG: `Uuid::new_v4` costs a getrandom syscall per call.
+            request_id: format!(
+                "chatcmpl-{}",
+                uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+            ),
             call_type: call_type.to_owned(),
             api_key: caller.key_hash.clone().unwrap_or_default(),
             key_alias: caller.key_alias.clone(),
@@ -164,50 +168,62 @@ impl CallRecord {
         cost
     }
 
-    /// The `x-litellm-*` headers of the answer.
+    /// The `x-litellm-*` headers of the answer. Names are compile-time constants and values
+    /// are borrowed where they can be: this runs on every call.
     pub fn headers(&self, cost: Option<f64>) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        let mut put = |name: &'static str, value: String| {
+        let mut h = HeaderMap::with_capacity(16);
+        fn put(h: &mut HeaderMap, name: HeaderName, value: &str) {
             if value.is_empty() {
                 return;
             }
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(HeaderName::from_static(name), v);
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
             }
-        };
-        put("x-litellm-call-id", self.event.request_id.clone());
-        put("x-litellm-version", env!("CARGO_PKG_VERSION").to_owned());
+        }
+        put(&mut h, CALL_ID, &self.event.request_id);
+        h.insert(VERSION, HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
         if let Some(a) = &self.attempt {
-            put("x-litellm-model-id", a.deployment_id.clone());
-            put("x-litellm-model-group", a.model_group.clone());
-            put("x-litellm-model-api-base", a.api_base.clone());
-            put("x-litellm-attempted-retries", a.retries.to_string());
-            put("x-litellm-attempted-fallbacks", a.fallbacks.to_string());
+            put(&mut h, MODEL_ID, &a.deployment_id);
+            put(&mut h, MODEL_GROUP, &a.model_group);
+            put(&mut h, MODEL_API_BASE, &a.api_base);
+            h.insert(RETRIES, HeaderValue::from(a.retries));
+            h.insert(FALLBACKS, HeaderValue::from(a.fallbacks));
         }
         let total = self.started.elapsed();
         let overhead = match self.upstream_started {
             Some(up) => up.duration_since(self.started),
             None => total,
         };
-        put(
-            "x-litellm-overhead-duration-ms",
-            format!("{:.3}", overhead.as_secs_f64() * 1000.0),
-        );
-        put(
-            "x-litellm-response-duration-ms",
-            format!("{:.3}", total.as_secs_f64() * 1000.0),
-        );
+        put(&mut h, OVERHEAD_MS, &millis(overhead));
+        put(&mut h, RESPONSE_MS, &millis(total));
         if let Some(c) = cost {
-            put("x-litellm-response-cost", format!("{c}"));
+            put(&mut h, COST, &format!("{c}"));
         }
         if let Some(adm) = &self.admission {
             for (k, v) in adm.response_headers() {
-                put(k, v);
+                put(&mut h, HeaderName::from_static(k), &v);
             }
         }
         h
     }
 }
+
+/// A duration in milliseconds with three decimals (`1.234`), without float formatting.
+fn millis(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    format!("{}.{:03}", us / 1000, us % 1000)
+}
+
+const CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+const VERSION: HeaderName = HeaderName::from_static("x-litellm-version");
+const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const MODEL_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+const RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+const RESPONSE_MS: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+const COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
@@ -363,5 +379,18 @@ impl Drop for SseBody {
             );
             r.fail(&err, Some(&usage));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+    use std::time::Duration;
+
+    #[test]
+    fn millis_has_three_decimals() {
+        assert_eq!(millis(Duration::from_micros(1234)), "1.234");
+        assert_eq!(millis(Duration::from_micros(5)), "0.005");
+        assert_eq!(millis(Duration::from_secs(2)), "2000.000");
     }
 }

@@ -247,6 +247,14 @@ async fn chat_inner(
 
 /// Parses and checks a chat request.
 pub fn parse_chat(raw: &[u8], path_model: Option<String>) -> ApiResult<ChatRequest> {
+    // Fast path: a well-formed request deserializes in one pass. Anything else goes through
+    // `Value` below, which says precisely what is wrong.
+    if let Ok(req) = serde_json::from_slice::<ChatRequest>(raw)
+        && !req.model.is_empty()
+        && !req.messages.is_empty()
+    {
+        return Ok(req);
+    }
     let mut v: Value = body::json(raw)?;
     let Some(obj) = v.as_object_mut() else {
         return Err(ApiError::bad_request("Request body must be a JSON object."));
