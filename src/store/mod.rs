@@ -4,6 +4,8 @@
 //! on both backends: SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
 //! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
 
+pub mod spend;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,7 +37,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. New ones are appended, never edited once released.
-pub static MIGRATIONS: &[Migration] = &[];
+pub static MIGRATIONS: &[Migration] = &[Migration {
+    version: 2,
+    name: "spend_logs",
+    sqlite: spend::MIGRATION_SQL,
+    postgres: spend::MIGRATION_SQL,
+}];
 
 #[derive(Clone, Debug)]
 pub struct Store {
