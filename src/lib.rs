@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod mock_upstream;
+pub mod observe;
 pub mod providers;
 pub mod router;
 pub mod server;

@@ -5,13 +5,16 @@
 //! stream chunk or on abort, never on the request path's critical section.
 
 pub mod prices;
+pub mod retention;
 pub mod writer;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-/// One request's accounting record (a row of `/spend/logs`).
-#[derive(Debug, Clone, Default)]
+/// One request's accounting record (a row of `/spend/logs`). Serialized only into the
+/// writer's spill file.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SpendEvent {
     pub request_id: String,
     /// `acompletion`, `aembedding`, `anthropic_messages`.
