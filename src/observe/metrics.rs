@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -115,9 +115,7 @@ impl<T: Default> Family<T> {
                 key.push_str(v);
             }
         }
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let shard = &self.shards[h.finish() as usize % SHARDS];
+        let shard = &self.shards[self.hasher.hash_one(&key) as usize % SHARDS];
         if let Some(v) = shard.read().get(key.as_str()) {
             return v.clone();
         }
@@ -258,6 +256,50 @@ pub struct RequestObservation<'a> {
     pub time_to_first_token: Option<f64>,
     /// Whether a deployment was tried.
     pub deployment: bool,
+}
+
+impl<'a> RequestObservation<'a> {
+    /// The labels and figures a spend event carries; timings are the caller's.
+    pub fn from_event(ev: &'a crate::spend::SpendEvent, status_code: u16) -> Self {
+        RequestObservation {
+            end_user: ev.end_user.as_deref().unwrap_or(""),
+            hashed_api_key: &ev.api_key,
+            api_key_alias: ev.key_alias.as_deref().unwrap_or(""),
+            team: ev.team_id.as_deref().unwrap_or(""),
+            user: ev.user_id.as_deref().unwrap_or(""),
+            requested_model: &ev.model_group,
+            model_group: &ev.model_group,
+            model: &ev.model,
+            model_id: &ev.model_id,
+            api_base: &ev.api_base,
+            api_provider: &ev.provider,
+            status_code,
+            exception_class: exception_class(status_code),
+            spend: ev.spend,
+            prompt_tokens: ev.prompt_tokens,
+            completion_tokens: ev.completion_tokens,
+            deployment: !ev.model_id.is_empty(),
+            ..Default::default()
+        }
+    }
+}
+
+/// LiteLLM's exception class name for an HTTP status.
+pub fn exception_class(status: u16) -> &'static str {
+    match status {
+        0..=399 => "",
+        400 => "BadRequestError",
+        401 => "AuthenticationError",
+        403 => "PermissionDeniedError",
+        404 => "NotFoundError",
+        408 => "Timeout",
+        422 => "UnprocessableEntityError",
+        429 => "RateLimitError",
+        499 => "ClientDisconnected",
+        503 => "ServiceUnavailableError",
+        500..=599 => "InternalServerError",
+        _ => "APIError",
+    }
 }
 
 pub struct Metrics {

@@ -7,6 +7,7 @@ pub mod body;
 pub mod call;
 pub mod health;
 pub mod openai;
+pub mod spend;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
         .route("/", get(root))
+        .merge(spend::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -16,7 +16,11 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct SpendEvent {
+    /// The answer's id (`chatcmpl-…`), as LiteLLM keys its spend logs.
     pub request_id: String,
+    /// The gateway's own id for the call, unique even when an upstream reuses response ids
+    /// (`litellm_call_id`). Idempotency of the writer rests on it.
+    pub call_id: String,
     /// `acompletion`, `aembedding`, `anthropic_messages`.
     pub call_type: String,
     /// Hash of the virtual key.

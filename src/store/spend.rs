@@ -49,6 +49,7 @@ CREATE TABLE tollgate_spend_logs (
     messages TEXT,
     response TEXT,
     session_id TEXT,
+    litellm_call_id TEXT,
     status TEXT NOT NULL DEFAULT 'success',
     error TEXT,
     created_at BIGINT NOT NULL
@@ -57,6 +58,7 @@ CREATE INDEX tollgate_spend_logs_start ON tollgate_spend_logs ("startTime");
 CREATE INDEX tollgate_spend_logs_key_start ON tollgate_spend_logs (api_key, "startTime");
 CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "startTime");
 CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user);
+CREATE INDEX tollgate_spend_logs_call_id ON tollgate_spend_logs (litellm_call_id);
 CREATE TABLE tollgate_daily_spend (
     day TEXT NOT NULL,
     api_key TEXT NOT NULL,
@@ -113,12 +115,13 @@ const LOG_COLUMNS: &[&str] = &[
     "requester_ip_address",
     "messages",
     "response",
+    "litellm_call_id",
     "status",
     "error",
     "created_at",
 ];
 
-/// Rows per multi-row INSERT (32 binds each; well under both backends' limits).
+/// Rows per multi-row INSERT (33 binds each; well under both backends' limits).
 const INSERT_CHUNK: usize = 200;
 
 /// Which spend-total tables exist (the key store creates them; a gateway without it has none).
@@ -302,17 +305,37 @@ impl Store {
         let now = chrono::Utc::now().timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let mut fresh: Vec<&SpendEvent> = Vec::with_capacity(events.len());
+        let mut rekeyed: Vec<SpendEvent> = Vec::new();
         if opts.write_logs {
             for chunk in events.chunks(INSERT_CHUNK) {
-                let ids = insert_rows(&mut tx, chunk, now).await?;
-                fresh.extend(chunk.iter().filter(|e| ids.contains(&e.request_id)));
+                // Each returned id stands for one inserted row: the first event carrying it.
+                let mut ids = insert_rows(&mut tx, chunk, now).await?;
+                let mut clashes: Vec<SpendEvent> = Vec::new();
+                for ev in chunk {
+                    if ids.remove(&ev.request_id) {
+                        fresh.push(ev);
+                    } else if is_clash(&mut tx, ev).await? {
+                        // Another request's answer carried the same upstream id: keep this
+                        // one under the gateway's own call id.
+                        let mut ev = ev.clone();
+                        ev.request_id = ev.call_id.clone();
+                        clashes.push(ev);
+                    }
+                }
+                if !clashes.is_empty() {
+                    let mut ids = insert_rows(&mut tx, &clashes, now).await?;
+                    rekeyed.extend(clashes.into_iter().filter(|e| ids.remove(&e.request_id)));
+                }
             }
         } else {
             fresh.extend(events.iter());
         }
-        // Within one batch, a repeated id counts once.
-        let mut seen = std::collections::HashSet::new();
-        fresh.retain(|e| seen.insert(e.request_id.as_str()));
+        fresh.extend(rekeyed.iter());
+        if !opts.write_logs {
+            // Within one batch, a repeated event counts once.
+            let mut seen = std::collections::HashSet::new();
+            fresh.retain(|e| seen.insert((e.request_id.as_str(), e.call_id.as_str())));
+        }
 
         let mut daily: BTreeMap<DailyKey, DailyAgg> = BTreeMap::new();
         let mut keys: HashMap<&str, f64> = HashMap::new();
@@ -639,6 +662,26 @@ fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
+/// Whether a row already under `ev.request_id` belongs to a different call (an upstream that
+/// reuses response ids) rather than being this very event written before.
+async fn is_clash(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ev: &SpendEvent,
+) -> Result<bool, StoreError> {
+    if ev.call_id.is_empty() || ev.call_id == ev.request_id {
+        return Ok(false);
+    }
+    let row = sqlx::query("SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_id = $1")
+        .bind(ev.request_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let existing: Option<String> = match row {
+        Some(r) => r.try_get("litellm_call_id")?,
+        None => return Ok(false),
+    };
+    Ok(existing.as_deref() != Some(ev.call_id.as_str()))
+}
+
 async fn insert_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[SpendEvent],
@@ -696,6 +739,7 @@ async fn insert_rows(
             .bind(opt(&ev.requester_ip))
             .bind(json_text(&ev.messages))
             .bind(json_text(&ev.response))
+            .bind(opt(&Some(ev.call_id.clone())))
             .bind(ev.status.clone())
             .bind(json_text(&ev.error))
             .bind(now);
@@ -897,6 +941,36 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn batch_is_idempotent_and_moves_totals_postgres() {
         batch_is_idempotent_and_moves_totals(true).await;
+    }
+
+    #[tokio::test]
+    async fn reused_upstream_ids_keep_one_row_per_call() {
+        let Some((store, _dir)) = test_store(false).await else {
+            return;
+        };
+        let opts = BatchOptions {
+            write_logs: true,
+            targets: store.spend_targets().await.unwrap(),
+        };
+        let mut evs: Vec<_> = (0..5)
+            .map(|i| {
+                let mut e = event("chatcmpl-mock", "k", 1.0, i);
+                e.call_id = format!("call-{i}");
+                e
+            })
+            .collect();
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 5);
+        // A retry of the same events changes nothing.
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 0);
+        evs.truncate(1);
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 0);
+        assert_eq!(
+            store.count_spend_logs(&LogFilter::default()).await.unwrap(),
+            5
+        );
     }
 
     #[tokio::test]
