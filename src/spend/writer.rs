@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::SpendEvent;
 use crate::config::Config;
@@ -76,7 +77,7 @@ impl WriterOptions {
 
 pub struct WriterHandle {
     task: JoinHandle<()>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     retention: Option<JoinHandle<()>>,
 }
 
@@ -101,8 +102,10 @@ pub fn start_with(
     callbacks: Option<Callbacks>,
     retention: Option<JoinHandle<()>>,
 ) -> WriterHandle {
-    let (stop, stop_rx) = oneshot::channel();
+    let stop = CancellationToken::new();
     let w = Writer {
+        stop: stop.clone(),
+        finishing: false,
         spill_pending: opts.spill_path.exists(),
         store,
         opts,
@@ -113,8 +116,8 @@ pub fn start_with(
         callbacks,
     };
     WriterHandle {
-        task: tokio::spawn(w.run(rx, stop_rx)),
-        stop: Some(stop),
+        task: tokio::spawn(w.run(rx)),
+        stop,
         retention,
     }
 }
@@ -126,9 +129,8 @@ impl WriterHandle {
         if let Some(r) = self.retention.take() {
             r.abort();
         }
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        // Also interrupts a write stuck on an unreachable database.
+        self.stop.cancel();
         if let Err(e) = (&mut self.task).await {
             tracing::error!("spend writer ended abnormally: {e}");
         }
@@ -136,6 +138,9 @@ impl WriterHandle {
 }
 
 struct Writer {
+    stop: CancellationToken,
+    /// Shutdown's final flush: writes are no longer interrupted by `stop`.
+    finishing: bool,
     store: Option<Store>,
     opts: WriterOptions,
     buf: VecDeque<SpendEvent>,
@@ -152,13 +157,14 @@ enum Flush {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<SpendEvent>, mut stop: oneshot::Receiver<()>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<SpendEvent>) {
+        let stop = self.stop.clone();
         let mut tick = tokio::time::interval(self.opts.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
-                _ = &mut stop => break,
+                _ = stop.cancelled() => break,
                 ev = rx.recv() => match ev {
                     Some(ev) => {
                         self.accept(ev);
@@ -246,7 +252,17 @@ impl Writer {
                 .await?;
             Ok::<_, crate::store::StoreError>((targets, r))
         };
-        match tokio::time::timeout(self.opts.write_timeout, attempt).await {
+        let stop = self.stop.clone();
+        let interruptible = !self.finishing;
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(self.opts.write_timeout, attempt) => Some(r),
+            _ = stop.cancelled(), if interruptible => None,
+        };
+        let Some(outcome) = outcome else {
+            // Shutting down: the final flush retries this batch (idempotently).
+            return Flush::Failed;
+        };
+        match outcome {
             Ok(Ok((targets, r))) => {
                 if self.targets.is_none() {
                     if targets == SpendTargets::default() {
@@ -388,6 +404,7 @@ impl Writer {
 
     /// Shutdown: take everything still coming, write within the budget, spill the rest.
     async fn finish(mut self, rx: &mut mpsc::Receiver<SpendEvent>) {
+        self.finishing = true;
         // Senders that waited on a full channel may still be arriving: read until quiet.
         let quiet = Duration::from_millis(200);
         let drain_until = Instant::now() + Duration::from_secs(2);
