@@ -65,11 +65,10 @@ struct Histo {
 }
 
 impl Histo {
+    /// One atomic per bucket touched: buckets are stored non-cumulative, summed at render.
     fn observe(&self, v: f64) {
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            if v <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| v <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum.add(v);
@@ -305,17 +304,14 @@ pub fn exception_class(status: u16) -> &'static str {
 pub struct Metrics {
     requests: Family<AtomicF64>,
     failed: Family<AtomicF64>,
-    spend: Family<AtomicF64>,
-    total_tokens: Family<AtomicF64>,
-    input_tokens: Family<AtomicF64>,
-    output_tokens: Family<AtomicF64>,
-    total_latency: Family<Histo>,
-    llm_latency: Family<Histo>,
-    ttft: Family<Histo>,
+    /// spend, total, input, output tokens: one lookup for the four series sharing labels.
+    usage: Family<[AtomicF64; 4]>,
+    /// total, LLM API, time to first token.
+    latency: Family<[Histo; 3]>,
     overhead: Family<Histo>,
-    dep_success: Family<AtomicF64>,
+    /// total requests, successes.
+    dep: Family<[AtomicF64; 2]>,
     dep_failure: Family<AtomicF64>,
-    dep_total: Family<AtomicF64>,
     dep_state: Family<AtomicF64>,
     key_remaining: Family<AtomicF64>,
     key_max: Family<AtomicF64>,
@@ -352,60 +348,18 @@ impl Metrics {
                 "Total number of failed responses from proxy",
                 FAILED_LABELS,
             ),
-            spend: Family::new(
-                "litellm_spend_metric",
-                "Total spend on LLM requests",
-                SPEND_LABELS,
-            ),
-            total_tokens: Family::new(
-                "litellm_total_tokens_metric",
-                "Total number of input + output tokens from LLM requests",
-                SPEND_LABELS,
-            ),
-            input_tokens: Family::new(
-                "litellm_input_tokens_metric",
-                "Total number of input tokens from LLM requests",
-                SPEND_LABELS,
-            ),
-            output_tokens: Family::new(
-                "litellm_output_tokens_metric",
-                "Total number of output tokens from LLM requests",
-                SPEND_LABELS,
-            ),
-            total_latency: Family::new(
-                "litellm_request_total_latency_metric",
-                "Total latency (seconds) for a request to LiteLLM",
-                LATENCY_LABELS,
-            ),
-            llm_latency: Family::new(
-                "litellm_llm_api_latency_metric",
-                "Total latency (seconds) for a models LLM API call",
-                LATENCY_LABELS,
-            ),
-            ttft: Family::new(
-                "litellm_llm_api_time_to_first_token_metric",
-                "Time to first token for a models LLM API call",
-                LATENCY_LABELS,
-            ),
+            usage: Family::new("litellm_spend_metric", "", SPEND_LABELS),
+            latency: Family::new("litellm_request_total_latency_metric", "", LATENCY_LABELS),
             overhead: Family::new(
                 "litellm_overhead_latency_metric",
                 "Latency overhead (seconds) added by LiteLLM processing",
                 OVERHEAD_LABELS,
             ),
-            dep_success: Family::new(
-                "litellm_deployment_success_responses",
-                "LLM Deployment Analytics - Total number of successful LLM API calls via litellm",
-                DEPLOYMENT_LABELS,
-            ),
+            dep: Family::new("litellm_deployment_total_requests", "", DEPLOYMENT_LABELS),
             dep_failure: Family::new(
                 "litellm_deployment_failure_responses",
                 "LLM Deployment Analytics - Total number of failed LLM API calls for a specific LLM deploymeny. exception_status is the status of the exception from the llm api",
                 DEPLOYMENT_FAILURE_LABELS,
-            ),
-            dep_total: Family::new(
-                "litellm_deployment_total_requests",
-                "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
-                DEPLOYMENT_LABELS,
             ),
             dep_state: Family::new(
                 "litellm_deployment_state",
@@ -475,29 +429,27 @@ impl Metrics {
                 .add(1.0);
         }
         let model = none(o.model);
-        let spend_labels = [eu, key, alias, model, team, "None", user, req];
+        let usage = self
+            .usage
+            .get(&[eu, key, alias, model, team, "None", user, req]);
         if o.spend > 0.0 {
-            self.spend.get(&spend_labels).add(o.spend);
+            usage[0].add(o.spend);
         }
         if o.prompt_tokens + o.completion_tokens > 0 {
-            self.total_tokens
-                .get(&spend_labels)
-                .add((o.prompt_tokens + o.completion_tokens) as f64);
-            self.input_tokens
-                .get(&spend_labels)
-                .add(o.prompt_tokens as f64);
-            self.output_tokens
-                .get(&spend_labels)
-                .add(o.completion_tokens as f64);
+            usage[1].add((o.prompt_tokens + o.completion_tokens) as f64);
+            usage[2].add(o.prompt_tokens as f64);
+            usage[3].add(o.completion_tokens as f64);
         }
         let group = none(o.model_group);
-        let lat = [group, model, key, alias, team, "None", req, eu, user];
-        self.total_latency.get(&lat).observe(o.total_latency);
+        let lat = self
+            .latency
+            .get(&[group, model, key, alias, team, "None", req, eu, user]);
+        lat[0].observe(o.total_latency);
         if let Some(l) = o.llm_latency {
-            self.llm_latency.get(&lat).observe(l);
+            lat[1].observe(l);
         }
         if let Some(t) = o.time_to_first_token {
-            self.ttft.get(&lat).observe(t);
+            lat[2].observe(t);
         }
         if !o.deployment {
             return;
@@ -506,10 +458,10 @@ impl Metrics {
         self.overhead
             .get(&[group, provider, base, model, key, alias, id])
             .observe(o.overhead_latency);
-        let dep = [
+        let dep = self.dep.get(&[
             group, req, model, id, base, provider, key, alias, team, "None",
-        ];
-        self.dep_total.get(&dep).add(1.0);
+        ]);
+        dep[0].add(1.0);
         if failed {
             self.dep_failure
                 .get(&[
@@ -528,7 +480,7 @@ impl Metrics {
                 ])
                 .add(1.0);
         } else {
-            self.dep_success.get(&dep).add(1.0);
+            dep[1].add(1.0);
         }
     }
 
@@ -559,7 +511,7 @@ impl Metrics {
     pub fn reset(&self) {
         self.requests.clear();
         self.failed.clear();
-        self.spend.clear();
+        self.usage.clear();
     }
 
     /// The Prometheus text exposition.
@@ -567,17 +519,61 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         counter(&mut out, &self.requests);
         counter(&mut out, &self.failed);
-        counter(&mut out, &self.spend);
-        counter(&mut out, &self.total_tokens);
-        counter(&mut out, &self.input_tokens);
-        counter(&mut out, &self.output_tokens);
-        histogram(&mut out, &self.total_latency);
-        histogram(&mut out, &self.llm_latency);
-        histogram(&mut out, &self.ttft);
+        for (i, name, help) in [
+            (0, "litellm_spend_metric", "Total spend on LLM requests"),
+            (
+                1,
+                "litellm_total_tokens_metric",
+                "Total number of input + output tokens from LLM requests",
+            ),
+            (
+                2,
+                "litellm_input_tokens_metric",
+                "Total number of input tokens from LLM requests",
+            ),
+            (
+                3,
+                "litellm_output_tokens_metric",
+                "Total number of output tokens from LLM requests",
+            ),
+        ] {
+            counter_by(&mut out, &self.usage, name, help, |u| u[i].get());
+        }
+        for (i, name, help) in [
+            (
+                0,
+                "litellm_request_total_latency_metric",
+                "Total latency (seconds) for a request to LiteLLM",
+            ),
+            (
+                1,
+                "litellm_llm_api_latency_metric",
+                "Total latency (seconds) for a models LLM API call",
+            ),
+            (
+                2,
+                "litellm_llm_api_time_to_first_token_metric",
+                "Time to first token for a models LLM API call",
+            ),
+        ] {
+            histogram_by(&mut out, &self.latency, name, help, |h| &h[i]);
+        }
         histogram(&mut out, &self.overhead);
-        counter(&mut out, &self.dep_success);
+        counter_by(
+            &mut out,
+            &self.dep,
+            "litellm_deployment_success_responses",
+            "LLM Deployment Analytics - Total number of successful LLM API calls via litellm",
+            |d| d[1].get(),
+        );
         counter(&mut out, &self.dep_failure);
-        counter(&mut out, &self.dep_total);
+        counter_by(
+            &mut out,
+            &self.dep,
+            "litellm_deployment_total_requests",
+            "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
+            |d| d[0].get(),
+        );
         gauge(&mut out, &self.dep_state);
         gauge(&mut out, &self.key_remaining);
         gauge(&mut out, &self.key_max);
@@ -664,12 +660,22 @@ fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
 }
 
 fn counter(out: &mut String, f: &Family<AtomicF64>) {
-    header(out, f.name, f.help, Kind::Counter);
+    counter_by(out, f, f.name, f.help, AtomicF64::get);
+}
+
+fn counter_by<T: Default>(
+    out: &mut String,
+    f: &Family<T>,
+    name: &str,
+    help: &str,
+    pick: impl Fn(&T) -> f64,
+) {
+    header(out, name, help, Kind::Counter);
     f.each(|k, v| {
-        out.push_str(f.name);
+        out.push_str(name);
         out.push_str("_total");
         labels(out, f.labels, k, None);
-        let _ = writeln!(out, " {}", v.get());
+        let _ = writeln!(out, " {}", pick(v));
     });
 }
 
@@ -683,21 +689,37 @@ fn gauge(out: &mut String, f: &Family<AtomicF64>) {
 }
 
 fn histogram(out: &mut String, f: &Family<Histo>) {
-    header(out, f.name, f.help, Kind::Histogram);
-    f.each(|k, h| {
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = write!(out, "{}_bucket", f.name);
-            labels(out, f.labels, k, Some(("le", &format!("{b:?}"))));
-            let _ = writeln!(out, " {}", h.buckets[i].load(Ordering::Relaxed));
-        }
+    histogram_by(out, f, f.name, f.help, |h| h);
+}
+
+fn histogram_by<T: Default>(
+    out: &mut String,
+    f: &Family<T>,
+    name: &str,
+    help: &str,
+    pick: impl Fn(&T) -> &Histo,
+) {
+    header(out, name, help, Kind::Histogram);
+    f.each(|k, v| {
+        let h = pick(v);
         let count = h.count.load(Ordering::Relaxed);
-        let _ = write!(out, "{}_bucket", f.name);
+        if count == 0 {
+            return;
+        }
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += h.buckets[i].load(Ordering::Relaxed);
+            let _ = write!(out, "{name}_bucket");
+            labels(out, f.labels, k, Some(("le", &format!("{b:?}"))));
+            let _ = writeln!(out, " {cumulative}");
+        }
+        let _ = write!(out, "{name}_bucket");
         labels(out, f.labels, k, Some(("le", "+Inf")));
         let _ = writeln!(out, " {count}");
-        let _ = write!(out, "{}_count", f.name);
+        let _ = write!(out, "{name}_count");
         labels(out, f.labels, k, None);
         let _ = writeln!(out, " {count}");
-        let _ = write!(out, "{}_sum", f.name);
+        let _ = write!(out, "{name}_sum");
         labels(out, f.labels, k, None);
         let _ = writeln!(out, " {}", h.sum.get());
     });
@@ -761,7 +783,7 @@ mod tests {
                 let m = m.clone();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        m.spend.get(&["a"; 8]).add(0.25);
+                        m.usage.get(&["a"; 8])[0].add(0.25);
                     }
                 })
             })
@@ -769,6 +791,49 @@ mod tests {
         for h in hs {
             h.join().unwrap();
         }
-        assert_eq!(m.spend.get(&["a"; 8]).get(), 2000.0);
+        assert_eq!(m.usage.get(&["a"; 8])[0].get(), 2000.0);
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// `cargo test --release --lib observe::metrics::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn observe_request_cost() {
+        let m = Metrics::new();
+        let keys: Vec<String> = (0..100).map(|i| format!("key-{i}")).collect();
+        let n = 200_000;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            m.observe_request(&RequestObservation {
+                hashed_api_key: &keys[i % 100],
+                requested_model: "gpt-4o",
+                model_group: "gpt-4o",
+                model: "gpt-4o",
+                model_id: "d1",
+                api_provider: "openai",
+                api_base: "https://api.openai.com/v1",
+                status_code: 200,
+                spend: 0.001,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                total_latency: 0.2,
+                llm_latency: Some(0.19),
+                time_to_first_token: Some(0.05),
+                deployment: true,
+                ..Default::default()
+            });
+        }
+        let per = t.elapsed() / n as u32;
+        let t = std::time::Instant::now();
+        let text = m.render();
+        eprintln!(
+            "observe_request: {per:?} per request; render of {} bytes: {:?}",
+            text.len(),
+            t.elapsed()
+        );
     }
 }

@@ -202,6 +202,7 @@ impl Writer {
             ev.messages = None;
             ev.response = None;
         }
+        sanitize(&mut ev);
         self.buf.push_back(ev);
         metrics::global()
             .spend_queue
@@ -452,6 +453,46 @@ impl Writer {
     }
 }
 
+/// Makes an event storable on every backend, so no client input can wedge a batch:
+/// PostgreSQL rejects NUL in text, SQLite turns NaN into NULL.
+fn sanitize(ev: &mut SpendEvent) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "");
+        }
+    }
+    for s in [
+        &mut ev.request_id,
+        &mut ev.call_id,
+        &mut ev.call_type,
+        &mut ev.api_key,
+        &mut ev.model,
+        &mut ev.model_group,
+        &mut ev.model_id,
+        &mut ev.provider,
+        &mut ev.api_base,
+        &mut ev.status,
+    ] {
+        clean(s);
+    }
+    for s in [
+        &mut ev.key_alias,
+        &mut ev.team_id,
+        &mut ev.user_id,
+        &mut ev.end_user,
+        &mut ev.requester_ip,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(s);
+    }
+    ev.tags.iter_mut().for_each(clean);
+    if !ev.spend.is_finite() || ev.spend < 0.0 {
+        ev.spend = 0.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +522,16 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn sanitize_removes_what_a_database_would_refuse() {
+        let mut ev = event("r\0", "k", f64::NAN, 0);
+        ev.end_user = Some("a\0b".into());
+        sanitize(&mut ev);
+        assert_eq!(ev.request_id, "r");
+        assert_eq!(ev.end_user.as_deref(), Some("ab"));
+        assert_eq!(ev.spend, 0.0);
     }
 
     #[tokio::test]
@@ -584,5 +635,43 @@ mod tests {
         h.shutdown().await;
         assert_eq!(count(&store).await, 40);
         assert!(!dir.path().join(SPILL_FILE).exists());
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::store::spend::tests::{drop_pg_schema, event, test_store};
+
+    /// Batch write throughput. `cargo test --release --lib spend::writer::bench -- --ignored
+    /// --nocapture` (with `TOLLGATE_TEST_DATABASE_URL` for PostgreSQL too).
+    #[tokio::test]
+    #[ignore]
+    async fn batch_write_throughput() {
+        for pg in [false, true] {
+            let Some((store, _dir)) = test_store(pg).await else {
+                continue;
+            };
+            let targets = store.spend_targets().await.unwrap();
+            let opts = BatchOptions {
+                write_logs: true,
+                targets,
+            };
+            let n = 20_000;
+            let evs: Vec<_> = (0..n)
+                .map(|i| event(&format!("r{i}"), &format!("k{}", i % 50), 0.001, i as i64))
+                .collect();
+            let t = std::time::Instant::now();
+            for chunk in evs.chunks(1000) {
+                store.write_spend_batch(chunk, opts).await.unwrap();
+            }
+            let el = t.elapsed();
+            eprintln!(
+                "{}: {n} events in {el:?} = {:.0} events/s (batches of 1000)",
+                if pg { "PostgreSQL" } else { "SQLite" },
+                n as f64 / el.as_secs_f64()
+            );
+            drop_pg_schema(&store).await;
+        }
     }
 }

@@ -121,8 +121,15 @@ const LOG_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-/// Rows per multi-row INSERT (33 binds each; well under both backends' limits).
-const INSERT_CHUNK: usize = 200;
+/// Rows per multi-row INSERT (33 binds each). SQLite's cost per row grows with the statement's
+/// size (measured: 16 rows a statement is ~4× faster than 200); PostgreSQL prefers fewer
+/// round trips.
+fn insert_chunk(backend: super::Backend) -> usize {
+    match backend {
+        super::Backend::Sqlite => 16,
+        super::Backend::Postgres => 64,
+    }
+}
 
 /// Which spend-total tables exist (the key store creates them; a gateway without it has none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -307,7 +314,7 @@ impl Store {
         let mut fresh: Vec<&SpendEvent> = Vec::with_capacity(events.len());
         let mut rekeyed: Vec<SpendEvent> = Vec::new();
         if opts.write_logs {
-            for chunk in events.chunks(INSERT_CHUNK) {
+            for chunk in events.chunks(insert_chunk(self.backend)) {
                 // Each returned id stands for one inserted row: the first event carrying it.
                 let mut ids = insert_rows(&mut tx, chunk, now).await?;
                 let mut clashes: Vec<SpendEvent> = Vec::new();
@@ -853,6 +860,23 @@ pub(crate) mod tests {
         Some((store, Some(dir)))
     }
 
+    /// Drops a PostgreSQL test schema made by [`test_store`].
+    pub async fn drop_pg_schema(store: &Store) {
+        if store.backend != crate::store::Backend::Postgres {
+            return;
+        }
+        let (schema,): (String,) = sqlx::query_as("SELECT CAST(current_schema() AS TEXT)")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        if schema.starts_with("t_") {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+    }
+
     async fn batch_is_idempotent_and_moves_totals(pg: bool) {
         let Some((store, _dir)) = test_store(pg).await else {
             return;
@@ -931,6 +955,7 @@ pub(crate) mod tests {
             40
         );
         assert_eq!(store.count_spend_logs(&f).await.unwrap(), 350);
+        drop_pg_schema(&store).await;
     }
 
     #[tokio::test]
