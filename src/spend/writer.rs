@@ -153,8 +153,31 @@ struct Writer {
 
 enum Flush {
     Done,
+    /// Unreachable, timed out, or a transient refusal: retry later.
     Failed,
+    /// The database answered and refused the data itself.
+    Rejected,
 }
+
+/// Whether a store error is the database refusing this data (a constraint or a value it
+/// cannot hold) rather than a transient condition or an outage.
+fn is_rejection(e: &crate::store::StoreError) -> bool {
+    let crate::store::StoreError::Db(sqlx::Error::Database(d)) = e else {
+        return false;
+    };
+    let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+    match code.parse::<u32>() {
+        // SQLite (extended) result codes: constraint, mismatch, range.
+        Ok(n) if !code.starts_with("22") && !code.starts_with("23") => {
+            matches!(n & 0xff, 19 | 20 | 25)
+        }
+        // PostgreSQL SQLSTATE classes 22 (data exception) and 23 (integrity constraint).
+        _ => code.starts_with("22") || code.starts_with("23"),
+    }
+}
+
+/// Name of the file rejected events are kept in, beside the spill file.
+pub const REJECTED_FILE: &str = "tollgate-spend-rejected.jsonl";
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<SpendEvent>) {
@@ -218,7 +241,7 @@ impl Writer {
         while !self.buf.is_empty() {
             let n = self.buf.len().min(self.opts.batch_size);
             let batch: Vec<SpendEvent> = self.buf.iter().take(n).cloned().collect();
-            if let Flush::Failed = self.write(&batch).await {
+            if let Flush::Failed = self.write_checked(&batch).await {
                 return Flush::Failed;
             }
             self.buf.drain(..n);
@@ -230,6 +253,57 @@ impl Writer {
             return self.replay().await;
         }
         Flush::Done
+    }
+
+    /// Writes a batch; when the database refuses it, writes its events one by one so only the
+    /// culprits are set aside (in the rejected file, never dropped silently).
+    async fn write_checked(&mut self, batch: &[SpendEvent]) -> Flush {
+        match self.write(batch).await {
+            Flush::Rejected => {}
+            other => return other,
+        }
+        if batch.len() > 1 {
+            tracing::warn!(
+                events = batch.len(),
+                "spend: the database refused a batch; writing its events one by one"
+            );
+        }
+        for ev in batch {
+            match self.write(std::slice::from_ref(ev)).await {
+                Flush::Done => {}
+                Flush::Rejected => self.reject(ev),
+                Flush::Failed => return Flush::Failed,
+            }
+        }
+        Flush::Done
+    }
+
+    /// Keeps an event the database will not take, for an operator to look at.
+    fn reject(&mut self, ev: &SpendEvent) {
+        let path = self.opts.spill_path.with_file_name(REJECTED_FILE);
+        let res = (|| -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            serde_json::to_writer(&mut f, ev)?;
+            f.write_all(b"\n")?;
+            f.sync_all()
+        })();
+        metrics::global()
+            .spend_write_errors
+            .fetch_add(1, Ordering::Relaxed);
+        match res {
+            Ok(()) => tracing::error!(
+                request_id = %ev.request_id,
+                path = %path.display(),
+                "spend: the database refused this event; kept in the rejected file"
+            ),
+            Err(e) => tracing::error!(
+                request_id = %ev.request_id,
+                "spend: the database refused this event and it could not be kept on disk: {e}"
+            ),
+        }
     }
 
     /// One transaction; on failure schedules the retry with backoff.
@@ -283,6 +357,7 @@ impl Writer {
                     .fetch_add(r.applied as u64, Ordering::Relaxed);
                 Flush::Done
             }
+            Ok(Err(e)) if is_rejection(&e) => Flush::Rejected,
             Ok(Err(e)) => self.failed(&e.to_string(), batch.len()),
             Err(_) => self.failed("timed out", batch.len()),
         }
@@ -385,7 +460,7 @@ impl Writer {
             if batch.is_empty() {
                 break;
             }
-            if let Flush::Failed = self.write(&batch).await {
+            if let Flush::Failed = self.write_checked(&batch).await {
                 return Flush::Failed;
             }
             total += batch.len();
@@ -522,6 +597,34 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_event_is_set_aside_and_the_rest_written() {
+        let (store, dir) = test_store(false).await.unwrap();
+        let dir = dir.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON tollgate_spend_logs WHEN NEW.model = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'poison'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let (sink, rx) = SpendSink::channel(64);
+        let h = start_with(rx, Some(store.clone()), opts(dir.path()), None, None);
+        for i in 0..10 {
+            let mut ev = event(&format!("r{i}"), "k", 0.1, i);
+            if i == 4 {
+                ev.model = "poison".into();
+            }
+            sink.record(ev);
+        }
+        drop(sink);
+        h.shutdown().await;
+        assert_eq!(count(&store).await, 9);
+        let kept = std::fs::read_to_string(dir.path().join(REJECTED_FILE)).unwrap();
+        assert_eq!(kept.lines().count(), 1);
+        assert!(kept.contains("\"r4\""));
     }
 
     #[test]

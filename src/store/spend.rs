@@ -5,7 +5,7 @@
 //! A batch is idempotent on `request_id`: rows are inserted with `ON CONFLICT DO NOTHING
 //! RETURNING request_id`, and only the rows actually inserted add to rollups and spend totals.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -345,10 +345,11 @@ impl Store {
         }
 
         let mut daily: BTreeMap<DailyKey, DailyAgg> = BTreeMap::new();
-        let mut keys: HashMap<&str, f64> = HashMap::new();
-        let mut teams: HashMap<&str, f64> = HashMap::new();
-        let mut users: HashMap<&str, f64> = HashMap::new();
-        let mut end_users: HashMap<&str, f64> = HashMap::new();
+        // Ordered, so concurrent gateways lock rows in the same order and never deadlock.
+        let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut users: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut end_users: BTreeMap<&str, f64> = BTreeMap::new();
         for ev in &fresh {
             let day = day_of(ev.start_ms);
             let mut tags: Vec<&str> = vec![""];
