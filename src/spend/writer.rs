@@ -65,7 +65,7 @@ impl WriterOptions {
                 .proxy_batch_write_at
                 .max(Duration::from_millis(10)),
             batch_size: num("TOLLGATE_SPEND_BATCH_SIZE").unwrap_or(1000).max(1),
-            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX").unwrap_or(100_000).max(1),
+            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX").unwrap_or(20_000).max(1),
             spill_path,
             write_logs: !cfg.general.disable_spend_logs,
             store_prompts: cfg.general.store_prompts_in_spend_logs,
