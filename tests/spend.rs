@@ -480,30 +480,56 @@ async fn sigterm_mid_load_loses_no_event() {
 }
 
 #[tokio::test]
-async fn json_logs_and_the_webhook_never_carry_a_key() {
+async fn json_logs_webhook_and_otel_spans_never_carry_a_key() {
     let up = upstream(Duration::ZERO).await;
     // The webhook receiver.
     let got = Arc::new(parking_lot::Mutex::new(Vec::<Value>::new()));
     let got2 = got.clone();
-    let hook = axum::Router::new().route(
-        "/log",
-        axum::routing::post(move |Json(v): Json<Value>| {
-            let got = got2.clone();
-            async move {
-                got.lock().extend(v.as_array().cloned().unwrap_or_default());
-                "ok"
-            }
-        }),
-    );
+    // And an OTLP/HTTP collector.
+    let spans = Arc::new(parking_lot::Mutex::new(Vec::<Value>::new()));
+    let spans2 = spans.clone();
+    let hook = axum::Router::new()
+        .route(
+            "/log",
+            axum::routing::post(move |Json(v): Json<Value>| {
+                let got = got2.clone();
+                async move {
+                    got.lock().extend(v.as_array().cloned().unwrap_or_default());
+                    "ok"
+                }
+            }),
+        )
+        .route(
+            "/v1/traces",
+            axum::routing::post(move |Json(v): Json<Value>| {
+                let spans = spans2.clone();
+                async move {
+                    for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+                        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                            spans
+                                .lock()
+                                .extend(ss["spans"].as_array().cloned().unwrap_or_default());
+                        }
+                    }
+                    "{}"
+                }
+            }),
+        );
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/log", l.local_addr().unwrap());
+    let hook_addr = l.local_addr().unwrap();
+    let hook_url = format!("http://{hook_addr}/log");
     tokio::spawn(async move {
         let _ = axum::serve(l, hook).await;
     });
     let mut gw = gateway(&config(
         &up,
-        "litellm_settings:\n  callbacks: [\"generic_api\"]",
+        "litellm_settings:\n  callbacks: [\"generic_api\", \"otel\"]",
     ))
+    .env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        &format!("http://{hook_addr}"),
+    )
+    .env("OTEL_FLUSH_INTERVAL", "0.2")
     .env("JSON_LOGS", "True")
     .env("TOLLGATE_LOG", "debug")
     .env("GENERIC_LOGGER_ENDPOINT", &hook_url)
@@ -521,7 +547,7 @@ async fn json_logs_and_the_webhook_never_carry_a_key() {
         .unwrap();
     assert_eq!(r.status(), 401);
     for _ in 0..50 {
-        if got.lock().len() >= 2 {
+        if got.lock().len() >= 2 && spans.lock().len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -534,8 +560,22 @@ async fn json_logs_and_the_webhook_never_carry_a_key() {
         events[0]["metadata"]["user_api_key_hash"],
         hash_token(MASTER)
     );
+    let spans = spans.lock().clone();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(
+        names.contains(&"chat upstream") && names.contains(&"chat priced"),
+        "{names:?}"
+    );
+    assert!(
+        spans[0]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "gen_ai.usage.input_tokens")
+    );
     let logs = gw.logs();
-    let all = format!("{logs}{events:?}");
+    let all = format!("{logs}{events:?}{spans:?}");
     for secret in [
         MASTER,
         "sk-upstream-secret-key-42",

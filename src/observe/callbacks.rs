@@ -1,6 +1,7 @@
 //! Log callbacks: `callbacks: ["generic_api"]` posts each request's LiteLLM-style
-//! `StandardLoggingPayload` to `GENERIC_LOGGER_ENDPOINT`, in batches, from a bounded queue that
-//! never blocks a request (when full, events are dropped and counted).
+//! `StandardLoggingPayload` to `GENERIC_LOGGER_ENDPOINT`; `callbacks: ["otel"]` exports a span
+//! per request over OTLP/HTTP (see `otel`). Both batch from a bounded queue that never blocks a
+//! request (when full, events are dropped and counted).
 
 use std::time::Duration;
 
@@ -20,16 +21,27 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the last batches.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 
-/// The running callbacks.
-pub struct Callbacks {
+/// How a batch of encoded events becomes one request body.
+type Wrap = Box<dyn Fn(Vec<Value>) -> Value + Send + Sync>;
+
+/// One configured destination.
+struct Sink {
+    name: &'static str,
     tx: mpsc::Sender<Value>,
     task: JoinHandle<()>,
     on_success: bool,
     on_failure: bool,
+    encode: fn(&SpendEvent) -> Value,
 }
 
-fn names(cfg: &Config) -> (bool, bool) {
-    let has = |l: &[String]| l.iter().any(|c| c == "generic_api");
+/// The running callbacks.
+pub struct Callbacks {
+    sinks: Vec<Sink>,
+}
+
+/// Whether `name` is among the success and the failure callbacks.
+fn configured(cfg: &Config, name: &str) -> (bool, bool) {
+    let has = |l: &[String]| l.iter().any(|c| c == name);
     let both = has(&cfg.litellm.callbacks);
     (
         both || has(&cfg.litellm.success_callback),
@@ -37,26 +49,17 @@ fn names(cfg: &Config) -> (bool, bool) {
     )
 }
 
-/// Starts the configured callbacks; `None` when none is configured.
+/// Where and how one sink posts.
+pub struct Destination {
+    pub endpoint: String,
+    pub headers: Vec<(String, String)>,
+    pub every: Duration,
+    pub encode: fn(&SpendEvent) -> Value,
+    pub wrap: Wrap,
+}
+
+/// Starts the configured callbacks (`generic_api`, `otel`); `None` when none is configured.
 pub fn start(cfg: &Config) -> Option<Callbacks> {
-    let (on_success, on_failure) = names(cfg);
-    if !on_success && !on_failure {
-        return None;
-    }
-    let Some(endpoint) = cfg.env.get("GENERIC_LOGGER_ENDPOINT") else {
-        tracing::warn!(
-            "callbacks: generic_api is configured but GENERIC_LOGGER_ENDPOINT is not set; not logging"
-        );
-        return None;
-    };
-    let headers = parse_headers(&cfg.env.get("GENERIC_LOGGER_HEADERS").unwrap_or_default());
-    let every = cfg
-        .env
-        .get("GENERIC_LOGGER_FLUSH_INTERVAL")
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(FLUSH_EVERY);
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -67,18 +70,70 @@ pub fn start(cfg: &Config) -> Option<Callbacks> {
             return None;
         }
     };
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(rx, client, endpoint, headers, every));
-    Some(Callbacks {
-        tx,
-        task,
-        on_success,
-        on_failure,
+    let mut sinks = Vec::new();
+    for (name, dest) in [
+        (
+            "generic_api",
+            generic_api as fn(&Config) -> Option<Destination>,
+        ),
+        ("otel", crate::observe::otel::destination),
+    ] {
+        let (on_success, on_failure) = configured(cfg, name);
+        if !on_success && !on_failure {
+            continue;
+        }
+        let Some(d) = dest(cfg) else { continue };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(
+            rx,
+            client.clone(),
+            d.endpoint,
+            d.headers,
+            d.every,
+            d.wrap,
+            name,
+        ));
+        sinks.push(Sink {
+            name,
+            tx,
+            task,
+            on_success,
+            on_failure,
+            encode: d.encode,
+        });
+    }
+    (!sinks.is_empty()).then_some(Callbacks { sinks })
+}
+
+/// `generic_api`: `GENERIC_LOGGER_ENDPOINT`, JSON arrays of `StandardLoggingPayload`.
+fn generic_api(cfg: &Config) -> Option<Destination> {
+    let Some(endpoint) = cfg.env.get("GENERIC_LOGGER_ENDPOINT") else {
+        tracing::warn!(
+            "callbacks: generic_api is configured but GENERIC_LOGGER_ENDPOINT is not set; not logging"
+        );
+        return None;
+    };
+    Some(Destination {
+        endpoint,
+        headers: parse_headers(&cfg.env.get("GENERIC_LOGGER_HEADERS").unwrap_or_default()),
+        every: flush_every(cfg, "GENERIC_LOGGER_FLUSH_INTERVAL"),
+        encode: standard_logging_payload,
+        wrap: Box::new(Value::Array),
     })
 }
 
+/// A flush interval in seconds from the environment, else the default.
+pub fn flush_every(cfg: &Config, var: &str) -> Duration {
+    cfg.env
+        .get(var)
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(FLUSH_EVERY)
+}
+
 /// `k1=v1,k2=v2` as LiteLLM reads `GENERIC_LOGGER_HEADERS`.
-fn parse_headers(s: &str) -> Vec<(String, String)> {
+pub fn parse_headers(s: &str) -> Vec<(String, String)> {
     s.split(',')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -87,23 +142,27 @@ fn parse_headers(s: &str) -> Vec<(String, String)> {
 }
 
 impl Callbacks {
-    /// Queues one request's payload; never waits.
+    /// Queues one request for every sink that wants it; never waits.
     pub fn log(&self, ev: &SpendEvent) {
         let ok = ev.status == "success";
-        if (ok && !self.on_success) || (!ok && !self.on_failure) {
-            return;
-        }
-        if self.tx.try_send(standard_logging_payload(ev)).is_err() {
-            crate::observe::metrics::global().callback_failed("generic_api");
+        for s in &self.sinks {
+            if (ok && !s.on_success) || (!ok && !s.on_failure) {
+                continue;
+            }
+            if s.tx.try_send((s.encode)(ev)).is_err() {
+                crate::observe::metrics::global().callback_failed(s.name);
+            }
         }
     }
 
     /// Sends what is queued (bounded in time).
     pub async fn shutdown(self) {
-        let Callbacks { tx, task, .. } = self;
-        drop(tx);
-        if tokio::time::timeout(SHUTDOWN_BUDGET, task).await.is_err() {
-            tracing::warn!("callbacks: webhook did not take the last batch in time");
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+        for Sink { tx, task, name, .. } in self.sinks {
+            drop(tx);
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("callbacks: {name} did not take the last batch in time");
+            }
         }
     }
 }
@@ -114,29 +173,35 @@ async fn run(
     endpoint: String,
     headers: Vec<(String, String)>,
     every: Duration,
+    wrap: Wrap,
+    name: &'static str,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let post = |batch: Vec<Value>| {
+        let n = batch.len();
+        send(&client, &endpoint, &headers, wrap(batch), n, name)
+    };
     loop {
         tokio::select! {
             v = rx.recv() => match v {
                 Some(v) => {
                     batch.push(v);
                     if batch.len() >= BATCH {
-                        send(&client, &endpoint, &headers, std::mem::take(&mut batch)).await;
+                        post(std::mem::take(&mut batch)).await;
                     }
                 }
                 None => {
                     if !batch.is_empty() {
-                        send(&client, &endpoint, &headers, batch).await;
+                        post(batch).await;
                     }
                     return;
                 }
             },
             _ = tick.tick() => {
                 if !batch.is_empty() {
-                    send(&client, &endpoint, &headers, std::mem::take(&mut batch)).await;
+                    post(std::mem::take(&mut batch)).await;
                 }
             }
         }
@@ -147,9 +212,11 @@ async fn send(
     client: &reqwest::Client,
     endpoint: &str,
     headers: &[(String, String)],
-    batch: Vec<Value>,
+    body: Value,
+    events: usize,
+    name: &'static str,
 ) {
-    let mut req = client.post(endpoint).json(&batch);
+    let mut req = client.post(endpoint).json(&body);
     for (k, v) in headers {
         req = req.header(k, v);
     }
@@ -158,17 +225,14 @@ async fn send(
         Ok(r) => {
             tracing::warn!(
                 status = r.status().as_u16(),
-                events = batch.len(),
-                "callbacks: generic_api endpoint refused a batch"
+                events,
+                "callbacks: the {name} endpoint refused a batch"
             );
-            crate::observe::metrics::global().callback_failed("generic_api");
+            crate::observe::metrics::global().callback_failed(name);
         }
         Err(e) => {
-            tracing::warn!(
-                events = batch.len(),
-                "callbacks: generic_api endpoint unreachable: {e}"
-            );
-            crate::observe::metrics::global().callback_failed("generic_api");
+            tracing::warn!(events, "callbacks: the {name} endpoint is unreachable: {e}");
+            crate::observe::metrics::global().callback_failed(name);
         }
     }
 }
