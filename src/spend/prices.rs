@@ -211,6 +211,25 @@ impl PriceTable {
         })
     }
 
+    /// The prices for a call: the table entry itself (no copy) unless the deployment sets
+    /// custom prices.
+    fn price_of<'a>(
+        &'a self,
+        dep: &Deployment,
+        model: &str,
+    ) -> Option<std::borrow::Cow<'a, ModelPrice>> {
+        let custom = CUSTOM_KEYS
+            .iter()
+            .any(|k| dep.litellm_params.contains_key(*k) || dep.model_info.contains_key(*k));
+        if custom {
+            return self
+                .resolve(dep, model)
+                .map(|r| std::borrow::Cow::Owned(r.price));
+        }
+        self.table_entry(dep, model)
+            .map(|(_, p)| std::borrow::Cow::Borrowed(p))
+    }
+
     /// Simple per-token view of [`PriceTable::resolve`].
     pub fn price_for(&self, dep: &Deployment, model: &str) -> Option<Price> {
         let r = self.resolve(dep, model)?;
@@ -314,8 +333,8 @@ impl PriceTable {
         usage: &Usage,
         seconds: Option<f64>,
     ) -> f64 {
-        match self.resolve(dep, model) {
-            Some(r) => cost_with(&r.price, usage, seconds),
+        match self.price_of(dep, model) {
+            Some(p) => cost_with(&p, usage, seconds),
             None => {
                 self.warn_unknown(model);
                 0.0
@@ -332,10 +351,10 @@ impl PriceTable {
         prompt_tokens: u64,
         max_output_tokens: Option<u64>,
     ) -> f64 {
-        let Some(r) = self.resolve(dep, model) else {
+        let Some(p) = self.price_of(dep, model) else {
             return 0.0;
         };
-        let p = &r.price;
+        let p = &*p;
         let rates = Rates::of(p, prompt_tokens);
         let out_allow = max_output_tokens
             .or(p.max_output_tokens)
@@ -678,6 +697,43 @@ model_list:
         close(
             t.estimate_max_cost(&d, "claude-sonnet-4-5", 0, None),
             64_000.0 * 1.5e-5,
+        );
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// `cargo test --release --lib spend::prices::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn parse_and_lookup_cost() {
+        let t = std::time::Instant::now();
+        let table = PriceTable::new();
+        let parse = t.elapsed();
+        let dep = crate::config::parse(
+            "model_list:\n  - model_name: m\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n",
+            crate::config::Env::from_map(Vec::<(String, String)>::new()),
+        )
+        .unwrap()
+        .deployments
+        .remove(0);
+        let u = Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 100,
+            ..Usage::default()
+        };
+        let n = 100_000;
+        let t = std::time::Instant::now();
+        let mut sum = 0.0;
+        for _ in 0..n {
+            sum += table.cost(&dep, "gpt-4o", &u);
+        }
+        eprintln!(
+            "price table: {} models parsed in {parse:?}; cost() {:?} per call (sum {sum})",
+            table.len(),
+            t.elapsed() / n
         );
     }
 }
