@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod mock_upstream;
+pub mod observe;
 pub mod openclaw;
 pub mod providers;
 pub mod router;

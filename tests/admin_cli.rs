@@ -164,6 +164,11 @@ async fn import_litellm_copies_keys_and_spend_and_is_idempotent() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let call_cost: f64 = r.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let get = |path: String| {
         let c = c.clone();
         let url = gw.url(&path);
@@ -182,7 +187,9 @@ async fn import_litellm_copies_keys_and_spend_and_is_idempotent() {
     };
     let info = get(format!("/key/info?key={old_key}")).await;
     assert_eq!(info["info"]["key_alias"], "legacy");
-    assert_eq!(info["info"]["spend"], 3.5);
+    // The imported spend plus the call just made.
+    let spend = info["info"]["spend"].as_f64().unwrap();
+    assert!((spend - (3.5 + call_cost)).abs() < 1e-9, "{spend}");
     assert_eq!(info["info"]["max_budget"], 10.0);
     assert_eq!(info["info"]["metadata"], json!({"owner": "ops"}));
     assert_eq!(
@@ -190,10 +197,17 @@ async fn import_litellm_copies_keys_and_spend_and_is_idempotent() {
         "2099-01-01T00:00:00.000000Z"
     );
     let team = get("/team/info?team_id=team-a".into()).await;
-    assert_eq!(team["team_info"]["spend"], 12.5);
+    let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
+    assert!(
+        close(&team["team_info"]["spend"], 12.5 + call_cost),
+        "{team}"
+    );
     assert_eq!(team["team_info"]["members_with_roles"][0]["user_id"], "u-1");
     let user = get("/user/info?user_id=u-1".into()).await;
-    assert_eq!(user["user_info"]["spend"], 7.25);
+    assert!(
+        close(&user["user_info"]["spend"], 7.25 + call_cost),
+        "{user}"
+    );
     let cust = get("/customer/info?end_user_id=customer-1".into()).await;
     assert_eq!(cust["spend"], 1.5);
     assert_eq!(cust["litellm_budget_table"]["max_budget"], 4.0);

@@ -730,9 +730,7 @@ async fn messages_fast_path_passes_a_midstream_error_event_through() {
 #[tokio::test]
 async fn every_messages_call_is_accounted_once() {
     let (up, _mock) = mock_upstream().await;
-    let mut gw = gateway(&config(&up))
-        .env("TOLLGATE_LOG", "info,tollgate::spend=debug")
-        .start();
+    let mut gw = gateway(&config(&up)).start();
     let hi = json!([{"role": "user", "content": "hi"}]);
     for (model, stream) in [
         ("claude-opus-4-6", false),
@@ -751,10 +749,21 @@ async fn every_messages_call_is_accounted_once() {
         let _ = r.text().await.unwrap();
     }
     assert_eq!(gw.terminate(), Some(0));
-    let logs = gw.logs();
+    // SIGTERM flushed the spend writer: one row per call, successes and failures alike.
+    let db = gw.config_dir().join("tollgate.db");
+    let store = tollgate::store::Store::open(&tollgate::store::Store::sqlite_url(&db), 1)
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT call_type, status FROM tollgate_spend_logs")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 6, "one spend row per call: {rows:?}");
+    assert!(rows.iter().all(|(t, _)| t == "anthropic_messages"));
     assert_eq!(
-        logs.matches("spend event").count(),
-        6,
-        "one spend event per call:\n{logs}"
+        rows.iter().filter(|(_, s)| s == "failure").count(),
+        2,
+        "{rows:?}"
     );
 }

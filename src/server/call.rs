@@ -48,12 +48,14 @@ impl CallRecord {
         call_type: &str,
         started: Instant,
     ) -> Self {
+        // From the thread's RNG: `Uuid::new_v4` costs a getrandom syscall per call.
+        let call_id = format!(
+            "chatcmpl-{}",
+            uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+        );
         let event = SpendEvent {
-            // From the thread's RNG: `Uuid::new_v4` costs a getrandom syscall per call.
-            request_id: format!(
-                "chatcmpl-{}",
-                uuid::Builder::from_random_bytes(rand::random()).into_uuid()
-            ),
+            request_id: call_id.clone(),
+            call_id,
             call_type: call_type.to_owned(),
             api_key: caller.key_hash.clone().unwrap_or_default(),
             key_alias: caller.key_alias.clone(),
@@ -102,7 +104,12 @@ impl CallRecord {
     /// Cost of a usage on the deployment that served it.
     pub fn cost(&self, usage: &Usage) -> f64 {
         match &self.attempt {
-            Some(a) => self.state.prices.cost(&a.handle.config, &a.model, usage),
+            Some(a) => self.state.prices.cost_of_call(
+                &a.handle.config,
+                &a.model,
+                usage,
+                self.upstream_started.map(|u| u.elapsed().as_secs_f64()),
+            ),
             None => 0.0,
         }
     }
@@ -164,8 +171,24 @@ impl CallRecord {
         if let Some(adm) = self.admission.take() {
             adm.settle(cost, usage.prompt_tokens + usage.completion_tokens);
         }
+        self.observe(err.map(|e| e.status.as_u16()).unwrap_or(200));
         self.state.spend.record(std::mem::take(&mut self.event));
         cost
+    }
+
+    /// Prometheus metrics for the finished call.
+    fn observe(&self, status: u16) {
+        let ev = &self.event;
+        let mut o = crate::observe::metrics::RequestObservation::from_event(ev, status);
+        o.total_latency = self.started.elapsed().as_secs_f64();
+        if let Some(up) = self.upstream_started {
+            o.llm_latency = Some(up.elapsed().as_secs_f64());
+            o.overhead_latency = up.duration_since(self.started).as_secs_f64();
+            o.time_to_first_token = ev
+                .completion_start_ms
+                .map(|t| ((t - ev.start_ms) as f64 / 1000.0 - o.overhead_latency).max(0.0));
+        }
+        crate::observe::metrics::global().observe_request(&o);
     }
 
     /// The `x-litellm-*` headers of the answer. Names are compile-time constants and values

@@ -9,6 +9,7 @@ pub mod body;
 pub mod call;
 pub mod health;
 pub mod openai;
+pub mod spend;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/readiness", get(health::readiness))
         .merge(admin::routes())
         .route("/", get(root))
+        .merge(spend::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

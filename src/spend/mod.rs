@@ -5,15 +5,22 @@
 //! stream chunk or on abort, never on the request path's critical section.
 
 pub mod prices;
+pub mod retention;
 pub mod writer;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-/// One request's accounting record (a row of `/spend/logs`).
-#[derive(Debug, Clone, Default)]
+/// One request's accounting record (a row of `/spend/logs`). Serialized only into the
+/// writer's spill file.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SpendEvent {
+    /// The answer's id (`chatcmpl-…`), as LiteLLM keys its spend logs.
     pub request_id: String,
+    /// The gateway's own id for the call, unique even when an upstream reuses response ids
+    /// (`litellm_call_id`). Idempotency of the writer rests on it.
+    pub call_id: String,
     /// `acompletion`, `aembedding`, `anthropic_messages`.
     pub call_type: String,
     /// Hash of the virtual key.

@@ -17,6 +17,8 @@ pub mod rows;
 pub mod teams;
 pub mod users;
 
+pub mod spend;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -48,12 +50,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. New ones are appended, never edited once released.
-pub static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys, teams, users, end users, budgets",
-    sqlite: m001_identity::SQL,
-    postgres: m001_identity::SQL,
-}];
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys, teams, users, end users, budgets",
+        sqlite: m001_identity::SQL,
+        postgres: m001_identity::SQL,
+    },
+    Migration {
+        version: 2,
+        name: "spend_logs",
+        sqlite: spend::MIGRATION_SQL,
+        postgres: spend::MIGRATION_SQL,
+    },
+];
 
 #[derive(Clone, Debug)]
 pub struct Store {

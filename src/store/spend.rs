@@ -1,0 +1,1041 @@
+//! Spend logs in the store: the `tollgate_spend_logs` table (LiteLLM's SpendLogs columns), the
+//! daily rollup written in the same transaction, key/team/user/end-user spend increments, and
+//! the queries behind `/spend/*` and `/global/spend/*`.
+//!
+//! A batch is idempotent on `request_id`: rows are inserted with `ON CONFLICT DO NOTHING
+//! RETURNING request_id`, and only the rows actually inserted add to rollups and spend totals.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+use crate::spend::SpendEvent;
+
+/// Migration 2: spend logs and their daily rollup. Both dialects share the text.
+pub const MIGRATION_SQL: &str = r#"
+CREATE TABLE tollgate_spend_logs (
+    request_id TEXT PRIMARY KEY,
+    call_type TEXT NOT NULL DEFAULT '',
+    api_key TEXT NOT NULL DEFAULT '',
+    key_alias TEXT,
+    spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+    total_tokens BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_creation_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+    "startTime" BIGINT NOT NULL,
+    "endTime" BIGINT NOT NULL,
+    "completionStartTime" BIGINT,
+    request_duration_ms BIGINT NOT NULL DEFAULT 0,
+    model TEXT NOT NULL DEFAULT '',
+    model_id TEXT,
+    model_group TEXT,
+    custom_llm_provider TEXT,
+    api_base TEXT,
+    "user" TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    cache_hit TEXT NOT NULL DEFAULT 'False',
+    cache_key TEXT,
+    request_tags TEXT NOT NULL DEFAULT '[]',
+    team_id TEXT,
+    organization_id TEXT,
+    end_user TEXT,
+    requester_ip_address TEXT,
+    messages TEXT,
+    response TEXT,
+    session_id TEXT,
+    litellm_call_id TEXT,
+    status TEXT NOT NULL DEFAULT 'success',
+    error TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX tollgate_spend_logs_start ON tollgate_spend_logs ("startTime");
+CREATE INDEX tollgate_spend_logs_key_start ON tollgate_spend_logs (api_key, "startTime");
+CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "startTime");
+CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user);
+CREATE INDEX tollgate_spend_logs_call_id ON tollgate_spend_logs (litellm_call_id);
+CREATE TABLE tollgate_daily_spend (
+    day TEXT NOT NULL,
+    api_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    team_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    end_user TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    key_alias TEXT,
+    model_group TEXT,
+    custom_llm_provider TEXT,
+    spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+    prompt_tokens BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    total_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens BIGINT NOT NULL DEFAULT 0,
+    api_requests BIGINT NOT NULL DEFAULT 0,
+    successful_requests BIGINT NOT NULL DEFAULT 0,
+    failed_requests BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (day, api_key, model, team_id, user_id, end_user, tag)
+);
+CREATE INDEX tollgate_daily_spend_tag_day ON tollgate_daily_spend (tag, day)
+"#;
+
+/// Columns of `tollgate_spend_logs` written per row, in bind order.
+const LOG_COLUMNS: &[&str] = &[
+    "request_id",
+    "call_type",
+    "api_key",
+    "key_alias",
+    "spend",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "\"startTime\"",
+    "\"endTime\"",
+    "\"completionStartTime\"",
+    "request_duration_ms",
+    "model",
+    "model_id",
+    "model_group",
+    "custom_llm_provider",
+    "api_base",
+    "\"user\"",
+    "metadata",
+    "cache_hit",
+    "request_tags",
+    "team_id",
+    "end_user",
+    "requester_ip_address",
+    "messages",
+    "response",
+    "litellm_call_id",
+    "status",
+    "error",
+    "created_at",
+];
+
+/// Rows per multi-row INSERT (33 binds each). SQLite's cost per row grows with the statement's
+/// size (measured: 16 rows a statement is ~4× faster than 200); PostgreSQL prefers fewer
+/// round trips.
+fn insert_chunk(backend: super::Backend) -> usize {
+    match backend {
+        super::Backend::Sqlite => 16,
+        super::Backend::Postgres => 64,
+    }
+}
+
+/// Which spend-total tables exist (the key store creates them; a gateway without it has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpendTargets {
+    pub keys: bool,
+    pub teams: bool,
+    pub users: bool,
+    pub end_users: bool,
+}
+
+/// How a batch is written.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// `false` with `general_settings.disable_spend_logs`: no rows, spend totals still move.
+    pub write_logs: bool,
+    pub targets: SpendTargets,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Events newly accounted (not seen before).
+    pub applied: usize,
+    /// Events skipped as already written.
+    pub duplicates: usize,
+}
+
+/// Filters of `/spend/logs` and `/spend/logs/v2`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub request_id: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    /// Unix ms, inclusive.
+    pub start_ms: Option<i64>,
+    /// Unix ms, exclusive.
+    pub end_ms: Option<i64>,
+}
+
+/// One `tollgate_spend_logs` row as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpendLogRow {
+    pub request_id: String,
+    pub call_type: String,
+    pub api_key: String,
+    pub key_alias: Option<String>,
+    pub spend: f64,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub completion_start_ms: Option<i64>,
+    pub request_duration_ms: i64,
+    pub model: String,
+    pub model_id: Option<String>,
+    pub model_group: Option<String>,
+    pub custom_llm_provider: Option<String>,
+    pub api_base: Option<String>,
+    pub user: Option<String>,
+    pub metadata: String,
+    pub cache_hit: String,
+    pub request_tags: String,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    pub requester_ip_address: Option<String>,
+    pub messages: Option<String>,
+    pub response: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// One aggregate line of the daily rollup (`tag` is empty for whole-request lines).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DailyRow {
+    pub day: String,
+    pub api_key: String,
+    pub key_alias: Option<String>,
+    pub model: String,
+    pub team_id: String,
+    pub user_id: String,
+    pub end_user: String,
+    pub tag: String,
+    pub spend: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub api_requests: i64,
+}
+
+/// Rollup dimension: (day, api_key, model, team, user, end user, tag).
+type DailyKey = (String, String, String, String, String, String, String);
+
+#[derive(Default)]
+struct DailyAgg {
+    key_alias: Option<String>,
+    model_group: Option<String>,
+    provider: Option<String>,
+    spend: f64,
+    prompt: i64,
+    completion: i64,
+    cached: i64,
+    requests: i64,
+    ok: i64,
+    failed: i64,
+}
+
+/// `YYYY-MM-DD` (UTC) of a unix-ms instant.
+pub fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+fn opt(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|s| !s.is_empty()).cloned()
+}
+
+/// The metadata JSON stored with a row, with LiteLLM's `SpendLogsMetadata` keys.
+pub fn row_metadata(ev: &SpendEvent) -> Value {
+    let spend_logs_metadata = ev.metadata.get("spend_logs_metadata").cloned();
+    json!({
+        "user_api_key": ev.api_key,
+        "user_api_key_alias": ev.key_alias,
+        "user_api_key_team_id": ev.team_id,
+        "user_api_key_org_id": Value::Null,
+        "user_api_key_user_id": ev.user_id,
+        "user_api_key_end_user_id": ev.end_user,
+        "requester_ip_address": ev.requester_ip,
+        "spend_logs_metadata": spend_logs_metadata,
+        "requester_metadata": ev.metadata,
+        "status": ev.status,
+        "error_information": ev.error,
+        "usage_object": {
+            "prompt_tokens": ev.prompt_tokens,
+            "completion_tokens": ev.completion_tokens,
+            "total_tokens": ev.prompt_tokens + ev.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": ev.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": ev.reasoning_tokens},
+            "cache_creation_input_tokens": ev.cache_creation_tokens,
+        },
+    })
+}
+
+impl Store {
+    /// Which spend-total tables exist.
+    pub async fn spend_targets(&self) -> Result<SpendTargets, StoreError> {
+        // Fails with "no such table" when absent; any other failure is the database's.
+        async fn has(store: &Store, table: &str) -> Result<bool, StoreError> {
+            let sql = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+            match sqlx::query(&sql).fetch_optional(&store.pool).await {
+                Ok(_) => Ok(true),
+                Err(sqlx::Error::Database(_)) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Ok(SpendTargets {
+            keys: has(self, "tollgate_keys").await?,
+            teams: has(self, "tollgate_teams").await?,
+            users: has(self, "tollgate_users").await?,
+            end_users: has(self, "tollgate_end_users").await?,
+        })
+    }
+
+    /// Writes a batch of spend events in one transaction: the rows (unless disabled), the
+    /// daily rollup and the spend totals, counting each request id once ever.
+    pub async fn write_spend_batch(
+        &self,
+        events: &[SpendEvent],
+        opts: BatchOptions,
+    ) -> Result<BatchResult, StoreError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let mut fresh: Vec<&SpendEvent> = Vec::with_capacity(events.len());
+        let mut rekeyed: Vec<SpendEvent> = Vec::new();
+        if opts.write_logs {
+            for chunk in events.chunks(insert_chunk(self.backend)) {
+                // Each returned id stands for one inserted row: the first event carrying it.
+                let mut ids = insert_rows(&mut tx, chunk, now).await?;
+                let mut clashes: Vec<SpendEvent> = Vec::new();
+                for ev in chunk {
+                    if ids.remove(&ev.request_id) {
+                        fresh.push(ev);
+                    } else if is_clash(&mut tx, ev).await? {
+                        // Another request's answer carried the same upstream id: keep this
+                        // one under the gateway's own call id.
+                        let mut ev = ev.clone();
+                        ev.request_id = ev.call_id.clone();
+                        clashes.push(ev);
+                    }
+                }
+                if !clashes.is_empty() {
+                    let mut ids = insert_rows(&mut tx, &clashes, now).await?;
+                    rekeyed.extend(clashes.into_iter().filter(|e| ids.remove(&e.request_id)));
+                }
+            }
+        } else {
+            fresh.extend(events.iter());
+        }
+        fresh.extend(rekeyed.iter());
+        if !opts.write_logs {
+            // Within one batch, a repeated event counts once.
+            let mut seen = std::collections::HashSet::new();
+            fresh.retain(|e| seen.insert((e.request_id.as_str(), e.call_id.as_str())));
+        }
+
+        let mut daily: BTreeMap<DailyKey, DailyAgg> = BTreeMap::new();
+        // Ordered, so concurrent gateways lock rows in the same order and never deadlock.
+        let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut users: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut end_users: BTreeMap<&str, f64> = BTreeMap::new();
+        for ev in &fresh {
+            let day = day_of(ev.start_ms);
+            let mut tags: Vec<&str> = vec![""];
+            tags.extend(ev.tags.iter().map(String::as_str).filter(|t| !t.is_empty()));
+            tags.dedup();
+            for tag in tags {
+                let k = (
+                    day.clone(),
+                    ev.api_key.clone(),
+                    ev.model.clone(),
+                    ev.team_id.clone().unwrap_or_default(),
+                    ev.user_id.clone().unwrap_or_default(),
+                    ev.end_user.clone().unwrap_or_default(),
+                    tag.to_owned(),
+                );
+                let a = daily.entry(k).or_default();
+                a.key_alias = ev.key_alias.clone().or(a.key_alias.take());
+                a.model_group = opt(&Some(ev.model_group.clone())).or(a.model_group.take());
+                a.provider = opt(&Some(ev.provider.clone())).or(a.provider.take());
+                a.spend += ev.spend;
+                a.prompt += ev.prompt_tokens as i64;
+                a.completion += ev.completion_tokens as i64;
+                a.cached += ev.cached_tokens as i64;
+                a.requests += 1;
+                if ev.status == "success" {
+                    a.ok += 1;
+                } else {
+                    a.failed += 1;
+                }
+            }
+            if !ev.api_key.is_empty() {
+                *keys.entry(&ev.api_key).or_default() += ev.spend;
+            }
+            if let Some(t) = ev.team_id.as_deref().filter(|s| !s.is_empty()) {
+                *teams.entry(t).or_default() += ev.spend;
+            }
+            if let Some(u) = ev.user_id.as_deref().filter(|s| !s.is_empty()) {
+                *users.entry(u).or_default() += ev.spend;
+            }
+            if let Some(u) = ev.end_user.as_deref().filter(|s| !s.is_empty()) {
+                *end_users.entry(u).or_default() += ev.spend;
+            }
+        }
+        for (k, a) in &daily {
+            sqlx::query(
+                "INSERT INTO tollgate_daily_spend (day, api_key, model, team_id, user_id, end_user, tag, key_alias, model_group, custom_llm_provider, spend, prompt_tokens, completion_tokens, total_tokens, cached_tokens, api_requests, successful_requests, failed_requests, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                 ON CONFLICT (day, api_key, model, team_id, user_id, end_user, tag) DO UPDATE SET \
+                 key_alias = COALESCE(excluded.key_alias, tollgate_daily_spend.key_alias), \
+                 model_group = COALESCE(excluded.model_group, tollgate_daily_spend.model_group), \
+                 custom_llm_provider = COALESCE(excluded.custom_llm_provider, tollgate_daily_spend.custom_llm_provider), \
+                 spend = tollgate_daily_spend.spend + excluded.spend, \
+                 prompt_tokens = tollgate_daily_spend.prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = tollgate_daily_spend.completion_tokens + excluded.completion_tokens, \
+                 total_tokens = tollgate_daily_spend.total_tokens + excluded.total_tokens, \
+                 cached_tokens = tollgate_daily_spend.cached_tokens + excluded.cached_tokens, \
+                 api_requests = tollgate_daily_spend.api_requests + excluded.api_requests, \
+                 successful_requests = tollgate_daily_spend.successful_requests + excluded.successful_requests, \
+                 failed_requests = tollgate_daily_spend.failed_requests + excluded.failed_requests, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(&k.0)
+            .bind(&k.1)
+            .bind(&k.2)
+            .bind(&k.3)
+            .bind(&k.4)
+            .bind(&k.5)
+            .bind(&k.6)
+            .bind(a.key_alias.clone())
+            .bind(a.model_group.clone())
+            .bind(a.provider.clone())
+            .bind(a.spend)
+            .bind(a.prompt)
+            .bind(a.completion)
+            .bind(a.prompt + a.completion)
+            .bind(a.cached)
+            .bind(a.requests)
+            .bind(a.ok)
+            .bind(a.failed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let t = opts.targets;
+        for (on, sql, map) in [
+            (
+                t.keys,
+                "UPDATE tollgate_keys SET spend = spend + $1 WHERE token = $2",
+                &keys,
+            ),
+            (
+                t.teams,
+                "UPDATE tollgate_teams SET spend = spend + $1 WHERE team_id = $2",
+                &teams,
+            ),
+            (
+                t.users,
+                "UPDATE tollgate_users SET spend = spend + $1 WHERE user_id = $2",
+                &users,
+            ),
+        ] {
+            if !on {
+                continue;
+            }
+            for (id, spend) in map {
+                sqlx::query(sql)
+                    .bind(*spend)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if t.end_users {
+            for (id, spend) in &end_users {
+                sqlx::query(
+                    "INSERT INTO tollgate_end_users (user_id, spend, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (user_id) DO UPDATE SET spend = tollgate_end_users.spend + excluded.spend",
+                )
+                .bind(*id)
+                .bind(*spend)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(BatchResult {
+            applied: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+        })
+    }
+
+    /// Spend log rows, newest first.
+    pub async fn spend_logs(
+        &self,
+        f: &LogFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SpendLogRow>, StoreError> {
+        let (where_sql, binds) = log_where(f);
+        let n = binds.len();
+        let sql = format!(
+            "SELECT * FROM tollgate_spend_logs{where_sql} ORDER BY \"startTime\" DESC, request_id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        rows.iter().map(log_row).collect()
+    }
+
+    /// How many rows match.
+    pub async fn count_spend_logs(&self, f: &LogFilter) -> Result<i64, StoreError> {
+        let (where_sql, binds) = log_where(f);
+        let sql = format!("SELECT COUNT(*) AS n FROM tollgate_spend_logs{where_sql}");
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let row = q.fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Daily rollup lines between two days (inclusive, `YYYY-MM-DD`). `tags`: the per-tag
+    /// lines instead of the whole-request ones.
+    pub async fn daily_spend(
+        &self,
+        start_day: &str,
+        end_day: &str,
+        api_key: Option<&str>,
+        user_id: Option<&str>,
+        tags: bool,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT day, api_key, MAX(key_alias) AS key_alias, model, team_id, user_id, end_user, tag, \
+             COALESCE(SUM(spend), 0.0) AS spend, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, CAST(SUM(total_tokens) AS BIGINT) AS total_tokens, \
+             CAST(SUM(api_requests) AS BIGINT) AS api_requests \
+             FROM tollgate_daily_spend WHERE day >= $1 AND day <= $2 AND tag {} ''",
+            if tags { "<>" } else { "=" }
+        );
+        let mut binds = vec![start_day.to_owned(), end_day.to_owned()];
+        if let Some(k) = api_key {
+            binds.push(k.to_owned());
+            sql.push_str(&format!(" AND api_key = ${}", binds.len()));
+        }
+        if let Some(u) = user_id {
+            binds.push(u.to_owned());
+            sql.push_str(&format!(" AND user_id = ${}", binds.len()));
+        }
+        sql.push_str(
+            " GROUP BY day, api_key, model, team_id, user_id, end_user, tag ORDER BY day, api_key, model",
+        );
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyRow {
+                    day: r.try_get("day")?,
+                    api_key: r.try_get("api_key")?,
+                    key_alias: r.try_get("key_alias")?,
+                    model: r.try_get("model")?,
+                    team_id: r.try_get("team_id")?,
+                    user_id: r.try_get("user_id")?,
+                    end_user: r.try_get("end_user")?,
+                    tag: r.try_get("tag")?,
+                    spend: r.try_get("spend")?,
+                    prompt_tokens: r.try_get::<Option<i64>, _>("prompt_tokens")?.unwrap_or(0),
+                    completion_tokens: r
+                        .try_get::<Option<i64>, _>("completion_tokens")?
+                        .unwrap_or(0),
+                    total_tokens: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
+                    api_requests: r.try_get::<Option<i64>, _>("api_requests")?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// `(id, spend)` of every row in a spend-total table, dearest first (empty when the table
+    /// does not exist).
+    pub async fn spend_totals(&self, table: SpendTotal) -> Result<Vec<(String, f64)>, StoreError> {
+        let (t, id) = match table {
+            SpendTotal::Keys => ("tollgate_keys", "token"),
+            SpendTotal::Teams => ("tollgate_teams", "team_id"),
+            SpendTotal::Users => ("tollgate_users", "user_id"),
+            SpendTotal::EndUsers => ("tollgate_end_users", "user_id"),
+        };
+        let sql = format!("SELECT {id} AS id, spend FROM {t} ORDER BY spend DESC LIMIT 10000");
+        match sqlx::query(&sql).fetch_all(&self.pool).await {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("spend")?)))
+                .collect(),
+            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes up to `batch` rows that started before `cutoff_ms`; returns how many went.
+    pub async fn delete_spend_logs_before(
+        &self,
+        cutoff_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM tollgate_spend_logs WHERE request_id IN \
+             (SELECT request_id FROM tollgate_spend_logs WHERE \"startTime\" < $1 LIMIT $2)",
+        )
+        .bind(cutoff_ms)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+/// The spend-total tables `spend_totals` reads.
+#[derive(Debug, Clone, Copy)]
+pub enum SpendTotal {
+    Keys,
+    Teams,
+    Users,
+    EndUsers,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Bind {
+    fn bind<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        }
+    }
+}
+
+fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
+    let mut clauses = Vec::new();
+    let mut binds = Vec::new();
+    let mut text = |col: &str, v: &Option<String>, clauses: &mut Vec<String>| {
+        if let Some(v) = v {
+            binds.push(Bind::Text(v.clone()));
+            clauses.push(format!("{col} = ${}", binds.len()));
+        }
+    };
+    text("request_id", &f.request_id, &mut clauses);
+    text("api_key", &f.api_key, &mut clauses);
+    text("\"user\"", &f.user_id, &mut clauses);
+    text("team_id", &f.team_id, &mut clauses);
+    text("end_user", &f.end_user, &mut clauses);
+    text("model", &f.model, &mut clauses);
+    text("status", &f.status, &mut clauses);
+    if let Some(s) = f.start_ms {
+        binds.push(Bind::Int(s));
+        clauses.push(format!("\"startTime\" >= ${}", binds.len()));
+    }
+    if let Some(e) = f.end_ms {
+        binds.push(Bind::Int(e));
+        clauses.push(format!("\"startTime\" < ${}", binds.len()));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, binds)
+}
+
+/// Whether a row already under `ev.request_id` belongs to a different call (an upstream that
+/// reuses response ids) rather than being this very event written before.
+async fn is_clash(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ev: &SpendEvent,
+) -> Result<bool, StoreError> {
+    if ev.call_id.is_empty() || ev.call_id == ev.request_id {
+        return Ok(false);
+    }
+    let row = sqlx::query("SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_id = $1")
+        .bind(ev.request_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let existing: Option<String> = match row {
+        Some(r) => r.try_get("litellm_call_id")?,
+        None => return Ok(false),
+    };
+    Ok(existing.as_deref() != Some(ev.call_id.as_str()))
+}
+
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[SpendEvent],
+    now: i64,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let ncol = LOG_COLUMNS.len();
+    let mut sql = format!(
+        "INSERT INTO tollgate_spend_logs ({}) VALUES ",
+        LOG_COLUMNS.join(", ")
+    );
+    for i in 0..events.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..ncol {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * ncol + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    let mut q = sqlx::query(&sql);
+    for ev in events {
+        let json_text = |v: &Option<Value>| v.as_ref().map(|v| v.to_string());
+        q = q
+            .bind(ev.request_id.clone())
+            .bind(ev.call_type.clone())
+            .bind(ev.api_key.clone())
+            .bind(opt(&ev.key_alias))
+            .bind(ev.spend)
+            .bind((ev.prompt_tokens + ev.completion_tokens) as i64)
+            .bind(ev.prompt_tokens as i64)
+            .bind(ev.completion_tokens as i64)
+            .bind(ev.cached_tokens as i64)
+            .bind(ev.cache_creation_tokens as i64)
+            .bind(ev.reasoning_tokens as i64)
+            .bind(ev.start_ms)
+            .bind(ev.end_ms)
+            .bind(ev.completion_start_ms)
+            .bind((ev.end_ms - ev.start_ms).max(0))
+            .bind(ev.model.clone())
+            .bind(opt(&Some(ev.model_id.clone())))
+            .bind(opt(&Some(ev.model_group.clone())))
+            .bind(opt(&Some(ev.provider.clone())))
+            .bind(opt(&Some(ev.api_base.clone())))
+            .bind(opt(&ev.user_id))
+            .bind(row_metadata(ev).to_string())
+            .bind(if ev.cache_hit { "True" } else { "False" })
+            .bind(Value::from(ev.tags.clone()).to_string())
+            .bind(opt(&ev.team_id))
+            .bind(opt(&ev.end_user))
+            .bind(opt(&ev.requester_ip))
+            .bind(json_text(&ev.messages))
+            .bind(json_text(&ev.response))
+            .bind(opt(&Some(ev.call_id.clone())))
+            .bind(ev.status.clone())
+            .bind(json_text(&ev.error))
+            .bind(now);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("request_id").map_err(Into::into))
+        .collect()
+}
+
+fn log_row(r: &AnyRow) -> Result<SpendLogRow, StoreError> {
+    Ok(SpendLogRow {
+        request_id: r.try_get("request_id")?,
+        call_type: r.try_get("call_type")?,
+        api_key: r.try_get("api_key")?,
+        key_alias: r.try_get("key_alias")?,
+        spend: r.try_get("spend")?,
+        total_tokens: r.try_get("total_tokens")?,
+        prompt_tokens: r.try_get("prompt_tokens")?,
+        completion_tokens: r.try_get("completion_tokens")?,
+        cached_tokens: r.try_get("cached_tokens")?,
+        cache_creation_tokens: r.try_get("cache_creation_tokens")?,
+        reasoning_tokens: r.try_get("reasoning_tokens")?,
+        start_ms: r.try_get("startTime")?,
+        end_ms: r.try_get("endTime")?,
+        completion_start_ms: r.try_get("completionStartTime")?,
+        request_duration_ms: r.try_get("request_duration_ms")?,
+        model: r.try_get("model")?,
+        model_id: r.try_get("model_id")?,
+        model_group: r.try_get("model_group")?,
+        custom_llm_provider: r.try_get("custom_llm_provider")?,
+        api_base: r.try_get("api_base")?,
+        user: r.try_get("user")?,
+        metadata: r.try_get("metadata")?,
+        cache_hit: r.try_get("cache_hit")?,
+        request_tags: r.try_get("request_tags")?,
+        team_id: r.try_get("team_id")?,
+        end_user: r.try_get("end_user")?,
+        requester_ip_address: r.try_get("requester_ip_address")?,
+        messages: r.try_get("messages")?,
+        response: r.try_get("response")?,
+        status: r.try_get("status")?,
+        error: r.try_get("error")?,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The totals tables come from migration 1 (the key store); nothing to create.
+    pub async fn create_total_tables(_store: &Store) {}
+
+    pub fn event(id: &str, key: &str, spend: f64, start_ms: i64) -> SpendEvent {
+        SpendEvent {
+            request_id: id.into(),
+            call_type: "acompletion".into(),
+            api_key: key.into(),
+            team_id: Some("team-a".into()),
+            user_id: Some("user-a".into()),
+            end_user: Some("customer-1".into()),
+            model: "gpt-4o".into(),
+            model_group: "gpt-4o".into(),
+            provider: "openai".into(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            spend,
+            start_ms,
+            end_ms: start_ms + 100,
+            status: "success".into(),
+            tags: vec!["prod".into()],
+            metadata: json!({}),
+            ..SpendEvent::default()
+        }
+    }
+
+    /// A fresh store: SQLite in a temp dir, or a fresh PostgreSQL schema when
+    /// `TOLLGATE_TEST_DATABASE_URL` is set and `pg` is asked for. `None`: skip.
+    pub async fn test_store(pg: bool) -> Option<(Store, Option<tempfile::TempDir>)> {
+        if pg {
+            let Ok(base) = std::env::var("TOLLGATE_TEST_DATABASE_URL") else {
+                eprintln!("TOLLGATE_TEST_DATABASE_URL unset: skipping the PostgreSQL run");
+                return None;
+            };
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = Store::open(&base, 1).await.expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin.pool)
+                .await
+                .unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+            let store = Store::open(&url, 4).await.unwrap();
+            create_total_tables(&store).await;
+            return Some((store, None));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(&dir.path().join("t.db")), 2)
+            .await
+            .unwrap();
+        create_total_tables(&store).await;
+        Some((store, Some(dir)))
+    }
+
+    /// Drops a PostgreSQL test schema made by [`test_store`].
+    pub async fn drop_pg_schema(store: &Store) {
+        if store.backend != crate::store::Backend::Postgres {
+            return;
+        }
+        let (schema,): (String,) = sqlx::query_as("SELECT CAST(current_schema() AS TEXT)")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        if schema.starts_with("t_") {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn batch_is_idempotent_and_moves_totals(pg: bool) {
+        let Some((store, _dir)) = test_store(pg).await else {
+            return;
+        };
+        sqlx::query("INSERT INTO tollgate_keys (token, spend, created_at, updated_at) VALUES ('k1', 1.0, 0, 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO tollgate_teams (team_id, spend, created_at, updated_at) VALUES ('team-a', 0, 0, 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let targets = store.spend_targets().await.unwrap();
+        assert!(targets.keys && targets.end_users);
+        let opts = BatchOptions {
+            write_logs: true,
+            targets,
+        };
+        let t0 = 1_700_000_000_000;
+        let evs: Vec<_> = (0..450)
+            .map(|i| event(&format!("r{i}"), "k1", 0.01, t0 + i))
+            .collect();
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 450);
+        // Written again (a retry after an unknown outcome): nothing moves.
+        let r = store.write_spend_batch(&evs[..10], opts).await.unwrap();
+        assert_eq!((r.applied, r.duplicates), (0, 10));
+        let f = LogFilter::default();
+        assert_eq!(store.count_spend_logs(&f).await.unwrap(), 450);
+        let totals = store.spend_totals(SpendTotal::Keys).await.unwrap();
+        assert!((totals[0].1 - 5.5).abs() < 1e-9, "{totals:?}");
+        let teams = store.spend_totals(SpendTotal::Teams).await.unwrap();
+        assert!((teams[0].1 - 4.5).abs() < 1e-9);
+        let ends = store.spend_totals(SpendTotal::EndUsers).await.unwrap();
+        assert_eq!(ends[0].0, "customer-1");
+        assert!((ends[0].1 - 4.5).abs() < 1e-9);
+
+        let day = day_of(t0);
+        let daily = store
+            .daily_spend(&day, &day, Some("k1"), None, false)
+            .await
+            .unwrap();
+        assert_eq!(daily.len(), 1);
+        assert!((daily[0].spend - 4.5).abs() < 1e-9);
+        assert_eq!(daily[0].api_requests, 450);
+        let tags = store
+            .daily_spend(&day, &day, None, None, true)
+            .await
+            .unwrap();
+        assert_eq!(tags[0].tag, "prod");
+
+        let rows = store
+            .spend_logs(
+                &LogFilter {
+                    request_id: Some("r7".into()),
+                    ..Default::default()
+                },
+                10,
+                0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].prompt_tokens, 10);
+        assert_eq!(rows[0].request_tags, "[\"prod\"]");
+        let page = store.spend_logs(&f, 5, 0).await.unwrap();
+        assert_eq!(page[0].request_id, "r449");
+
+        // Retention: bounded batches.
+        assert_eq!(
+            store.delete_spend_logs_before(t0 + 100, 60).await.unwrap(),
+            60
+        );
+        assert_eq!(
+            store.delete_spend_logs_before(t0 + 100, 60).await.unwrap(),
+            40
+        );
+        assert_eq!(store.count_spend_logs(&f).await.unwrap(), 350);
+        drop_pg_schema(&store).await;
+    }
+
+    #[tokio::test]
+    async fn batch_is_idempotent_and_moves_totals_sqlite() {
+        batch_is_idempotent_and_moves_totals(false).await;
+    }
+
+    #[tokio::test]
+    async fn batch_is_idempotent_and_moves_totals_postgres() {
+        batch_is_idempotent_and_moves_totals(true).await;
+    }
+
+    #[tokio::test]
+    async fn reused_upstream_ids_keep_one_row_per_call() {
+        let Some((store, _dir)) = test_store(false).await else {
+            return;
+        };
+        let opts = BatchOptions {
+            write_logs: true,
+            targets: store.spend_targets().await.unwrap(),
+        };
+        let mut evs: Vec<_> = (0..5)
+            .map(|i| {
+                let mut e = event("chatcmpl-mock", "k", 1.0, i);
+                e.call_id = format!("call-{i}");
+                e
+            })
+            .collect();
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 5);
+        // A retry of the same events changes nothing.
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 0);
+        evs.truncate(1);
+        let r = store.write_spend_batch(&evs, opts).await.unwrap();
+        assert_eq!(r.applied, 0);
+        assert_eq!(
+            store.count_spend_logs(&LogFilter::default()).await.unwrap(),
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn disabled_logs_still_move_key_spend() {
+        let Some((store, _dir)) = test_store(false).await else {
+            return;
+        };
+        sqlx::query("INSERT INTO tollgate_keys (token, spend, created_at, updated_at) VALUES ('k1', 0, 0, 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let opts = BatchOptions {
+            write_logs: false,
+            targets: store.spend_targets().await.unwrap(),
+        };
+        store
+            .write_spend_batch(&[event("a", "k1", 0.25, 0)], opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.count_spend_logs(&LogFilter::default()).await.unwrap(),
+            0
+        );
+        let totals = store.spend_totals(SpendTotal::Keys).await.unwrap();
+        assert_eq!(totals[0].1, 0.25);
+    }
+
+    #[tokio::test]
+    async fn total_tables_come_with_the_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(&dir.path().join("t.db")), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.spend_targets().await.unwrap(),
+            SpendTargets {
+                keys: true,
+                teams: true,
+                users: true,
+                end_users: true
+            }
+        );
+        assert!(
+            store
+                .spend_totals(SpendTotal::Keys)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
