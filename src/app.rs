@@ -187,7 +187,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Opens the store, starts background tasks and builds the shared state.
-    pub async fn start(cfg: Config) -> anyhow::Result<Gateway> {
+    pub async fn start(mut cfg: Config) -> anyhow::Result<Gateway> {
         let started = Instant::now();
         let url = match &cfg.database_url {
             Some(u) => u.clone(),
@@ -210,10 +210,12 @@ impl Gateway {
             .await
             .context("loading keys")?;
         let auth_tasks = auth.spawn_background();
+        let prices = PriceTable::new();
+        fill_output_limits(&mut cfg, &prices);
         let state = Arc::new(State {
             router: Router::new(&cfg, client),
             auth,
-            prices: PriceTable::new(),
+            prices,
             spend,
             store: Some(store),
             started,
@@ -244,6 +246,24 @@ impl Gateway {
         tasks.shutdown().await;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Gives every deployment whose `model_info` has no `max_output_tokens` the price table's, so
+/// adapters that must always send a limit (Anthropic's `max_tokens`) default to the model's own
+/// maximum without depending on the price table themselves.
+fn fill_output_limits(cfg: &mut Config, prices: &PriceTable) {
+    for dep in &mut cfg.deployments {
+        if dep.model_info.contains_key("max_output_tokens") || dep.is_wildcard() {
+            continue;
+        }
+        let limit = prices
+            .model_facts(Some(dep), &dep.upstream_model)
+            .and_then(|f| f.max_output_tokens);
+        if let Some(n) = limit {
+            dep.model_info
+                .insert("max_output_tokens".into(), serde_json::Value::from(n));
+        }
     }
 }
 

@@ -177,6 +177,14 @@ async fn openai_to_claude_stop_reasons_and_default_max_tokens() {
     .await;
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["choices"][0]["message"]["content"], "Hello from the ");
+    // No max_tokens from the client: the model's maximum output from the price table…
+    assert_eq!(last_upstream(&mock).body["max_tokens"], 128000);
+    // …and the documented default for a model the table does not know.
+    let _ = chat(
+        &gw,
+        json!({"model": "claude-thinking", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(last_upstream(&mock).body["max_tokens"], 4096);
 }
 
