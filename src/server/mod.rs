@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route(
             "/openai/deployments/{model}/embeddings",
-            post(openai::embeddings),
+            post(openai::azure_embeddings),
         )
         .route("/models", get(openai::list_models))
         .route("/v1/models", get(openai::list_models))

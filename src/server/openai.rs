@@ -298,7 +298,21 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match embeddings_inner(st, peer, headers, body).await {
+    match embeddings_inner(st, peer, headers, None, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Azure-style `/openai/deployments/{model}/embeddings`.
+pub async fn azure_embeddings(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match embeddings_inner(st, peer, headers, Some(model), body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -308,12 +322,16 @@ async fn embeddings_inner(
     st: AppState,
     peer: SocketAddr,
     headers: HeaderMap,
+    path_model: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let caller = st.auth.authenticate(&headers).await?;
     let raw = body::bytes(body)?;
     let mut v: Value = body::json(&raw)?;
+    if let (Some(m), Some(obj)) = (path_model, v.as_object_mut()) {
+        obj.entry("model").or_insert(Value::String(m));
+    }
     let model = v
         .get("model")
         .and_then(Value::as_str)
