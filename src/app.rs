@@ -193,7 +193,12 @@ impl Gateway {
             Some(u) => u.clone(),
             None => Store::sqlite_url(&default_sqlite_path(&cfg)),
         };
-        let store = Store::open(&url, 10)
+        let pool_limit = cfg
+            .general_settings
+            .get("database_connection_pool_limit")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(10) as u32;
+        let store = Store::open(&url, pool_limit)
             .await
             .with_context(|| format!("cannot open the database {}", crate::store::redact(&url)))?;
         tracing::info!(

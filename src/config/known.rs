@@ -54,16 +54,7 @@ pub const LITELLM_ACTED: &[&str] = &[
     "allowed_fails",
     "cooldown_time",
     "timeout",
-    "cache",
     "cache_params",
-    "set_verbose",
-    "telemetry",
-    "max_budget",
-    "budget_duration",
-    "turn_off_message_logging",
-    "redact_user_api_key_info",
-    "default_key_generate_params",
-    "upperbound_key_generate_params",
 ];
 
 pub const LITELLM_ACCEPTED: &[&str] = &[
@@ -91,6 +82,14 @@ pub const LITELLM_ACCEPTED: &[&str] = &[
     "mcp_aliases",
     "guardrails",
     "public_teams",
+    "cache",
+    "set_verbose",
+    "telemetry",
+    "max_budget",
+    "budget_duration",
+    "turn_off_message_logging",
+    "redact_user_api_key_info",
+    "default_key_generate_params",
 ];
 
 pub const ROUTER_ACTED: &[&str] = &[
@@ -146,16 +145,9 @@ pub const GENERAL_ACTED: &[&str] = &[
     "litellm_key_header_name",
     "user_api_key_cache_ttl",
     "database_connection_pool_limit",
-    "database_connection_timeout",
-    "disable_spend_updates",
     "disable_reset_budget",
     "maximum_spend_logs_retention_period",
     "maximum_spend_logs_retention_interval",
-    "proxy_budget_rescheduler_min_time",
-    "proxy_budget_rescheduler_max_time",
-    "background_health_checks",
-    "health_check_interval",
-    "allow_requests_on_db_unavailable",
 ];
 
 pub const GENERAL_ACCEPTED: &[&str] = &[
@@ -194,6 +186,13 @@ pub const GENERAL_ACCEPTED: &[&str] = &[
     "disable_retry_on_max_parallel_request_limit_error",
     "service_account_settings",
     "user_header_name",
+    "database_connection_timeout",
+    "disable_spend_updates",
+    "proxy_budget_rescheduler_min_time",
+    "proxy_budget_rescheduler_max_time",
+    "background_health_checks",
+    "health_check_interval",
+    "allow_requests_on_db_unavailable",
 ];
 
 /// `litellm_params` Tollgate acts on.
