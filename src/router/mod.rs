@@ -293,6 +293,51 @@ impl Router {
         fallback_index: u32,
         total_retries: &mut u32,
     ) -> Result<(Outcome, Attempt), (ApiError, Option<Attempt>)> {
+        self.with_retries(
+            group,
+            requested,
+            fallback_index,
+            total_retries,
+            |dep, provider, model| {
+                let mut call = req.clone();
+                call.model = model;
+                apply_deployment_defaults(&mut call, &dep.config);
+                let deployment_mock = dep.config.provider.family == Family::Mock;
+                async move {
+                    if call.extra.contains_key("mock_response") && !deployment_mock {
+                        // LiteLLM answers a request's `mock_response` without calling the provider.
+                        let mock = providers::mock::Mock::new(None);
+                        if stream {
+                            mock.chat_stream(call, opts).await.map(Outcome::Stream)
+                        } else {
+                            mock.chat(call, opts).await.map(Outcome::Reply)
+                        }
+                    } else if stream {
+                        provider.chat_stream(call, opts).await.map(Outcome::Stream)
+                    } else {
+                        provider.chat(call, opts).await.map(Outcome::Reply)
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// The one retry loop every kind of call goes through: pick a healthy deployment of `group`,
+    /// call it, count the outcome towards its cooldown, and on a retryable error try again —
+    /// at once on another deployment, after a backoff on the same one.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        group: &str,
+        requested: &str,
+        fallback_index: u32,
+        total_retries: &mut u32,
+        mut call: F,
+    ) -> Result<(T, Attempt), (ApiError, Option<Attempt>)>
+    where
+        F: FnMut(&DeploymentHandle, Arc<dyn Provider>, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
         let deployments = self
             .groups
             .get(group)
@@ -327,30 +372,14 @@ impl Router {
                 fallbacks: fallback_index,
                 handle: dep.clone(),
             };
-            let mut call = req.clone();
-            call.model = model;
-            apply_deployment_defaults(&mut call, &dep.config);
-            let deployment_mock = dep.config.provider.family == Family::Mock;
             dep.health.note_request();
             dep.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = if call.extra.contains_key("mock_response") && !deployment_mock {
-                // LiteLLM answers a request's `mock_response` without calling the provider.
-                let mock = providers::mock::Mock::new(None);
-                if stream {
-                    mock.chat_stream(call, opts).await.map(Outcome::Stream)
-                } else {
-                    mock.chat(call, opts).await.map(Outcome::Reply)
-                }
-            } else if stream {
-                provider.chat_stream(call, opts).await.map(Outcome::Stream)
-            } else {
-                provider.chat(call, opts).await.map(Outcome::Reply)
-            };
+            let result = call(&dep, provider, model).await;
             dep.in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
-                Ok(outcome) => {
+                Ok(value) => {
                     dep.health.note_success();
-                    return Ok((outcome, attempt));
+                    return Ok((value, attempt));
                 }
                 Err(err) => {
                     if !self.settings.disable_cooldowns && deployments.len() > 1 {
@@ -390,42 +419,15 @@ impl Router {
             .and_then(serde_json::Value::as_str)
             .unwrap_or(group)
             .to_owned();
-        let deployments = self
-            .groups
-            .get(group)
-            .ok_or_else(|| (self.unknown_model(&requested), None))?;
-        let retries = self.settings.num_retries;
-        let mut last = None;
-        let mut attempt_no = 0;
-        loop {
-            let Some(dep) = self.pick(deployments, last.as_ref()) else {
-                return Err((self.unknown_model(&requested), None));
-            };
-            let (provider, model, provider_name) = dep.resolve(&requested, &self.client, &self.env);
-            let attempt = Attempt {
-                deployment_id: dep.config.id.clone(),
-                model_group: group.to_owned(),
-                model: model.clone(),
-                provider: provider_name,
-                api_base: dep.api_base(),
-                retries: attempt_no,
-                fallbacks: 0,
-                handle: dep.clone(),
-            };
-            let mut call = body.clone();
-            call["model"] = serde_json::Value::String(model);
-            match provider.embeddings(call).await {
-                Ok((b, u)) => return Ok((b, u, attempt)),
-                Err(err) => {
-                    if !err.retryable || attempt_no >= retries {
-                        return Err((err, Some(attempt)));
-                    }
-                    attempt_no += 1;
-                    tokio::time::sleep(self.retry_delay(&err, attempt_no)).await;
-                    last = Some(dep);
-                }
-            }
-        }
+        let mut retries = 0;
+        let ((bytes, usage), attempt) = self
+            .with_retries(group, &requested, 0, &mut retries, |_, provider, model| {
+                let mut call = body.clone();
+                call["model"] = serde_json::Value::String(model);
+                async move { provider.embeddings(call).await }
+            })
+            .await?;
+        Ok((bytes, usage, attempt))
     }
 
     fn retry_delay(&self, err: &ApiError, attempt: u32) -> Duration {
