@@ -224,6 +224,11 @@ impl CallRecord {
         }
         if let Some(adm) = &self.admission {
             for (k, v) in adm.response_headers() {
+                // LiteLLM's key spend includes the call being answered.
+                let v = match (k, cost, v.parse::<f64>()) {
+                    ("x-litellm-key-spend", Some(c), Ok(before)) => format!("{}", before + c),
+                    _ => v,
+                };
                 put(&mut h, HeaderName::from_static(k), &v);
             }
         }
