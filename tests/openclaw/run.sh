@@ -120,6 +120,7 @@ general_settings:
   proxy_batch_write_at: 1
 router_settings:
   num_retries: 0
+$( [ "$BUDGET_STATUS" = 422 ] || printf 'litellm_settings:\n  budget_exceeded_status_code: %s\n' "$BUDGET_STATUS")
 EOF
 }
 
@@ -295,7 +296,10 @@ PY
 
 # A key whose budget is spent: one call spends it, then an OpenClaw turn must print the
 # budget error and exit non-zero within BUDGET_TIMEOUT s (LiteLLM answers 422, not retried).
+# TOLLGATE_E2E_BUDGET_STATUS sets litellm_settings.budget_exceeded_status_code (default 422, as
+# LiteLLM) to see what OpenClaw makes of another status.
 BUDGET_TIMEOUT=60
+BUDGET_STATUS="${TOLLGATE_E2E_BUDGET_STATUS:-422}"
 check_budget_exhausted() {
   local key home out code start elapsed before after
   key="$(curl -fsS -X POST "$GW/key/generate" \
@@ -310,8 +314,8 @@ check_budget_exhausted() {
   code="$(curl -sS -o "$W/refused.json" -w '%{http_code}' "$GW/chat/completions" \
     -H "Authorization: Bearer $key" -H "Content-Type: application/json" \
     -d '{"model": "claude-opus-4-6", "messages": [{"role": "user", "content": "again"}]}')"
-  [ "$code" = 422 ] && grep -q budget_exceeded "$W/refused.json" ||
-    fail "a spent key's call got $code, expected 422 budget_exceeded: $(cat "$W/refused.json")"
+  [ "$code" = "$BUDGET_STATUS" ] && grep -q budget_exceeded "$W/refused.json" ||
+    fail "a spent key's call got $code, expected $BUDGET_STATUS budget_exceeded: $(cat "$W/refused.json")"
   before="$(mock_requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
   home="$(new_openclaw_home broke "$W/seed.json5")"
   log "budget-exhausted turn (must end within ${BUDGET_TIMEOUT} s)"
@@ -325,11 +329,19 @@ check_budget_exhausted() {
   [ "$code" -ne 0 ] || fail "OpenClaw exited 0 on a spent key: $out"
   [ "$code" -ne 124 ] && [ "$code" -ne 137 ] ||
     fail "OpenClaw hung on the budget error (killed after ${BUDGET_TIMEOUT} s)"
-  grep -Eq 'budget_exceeded|Budget has been exceeded' "$W/budget-turn.out" "$W/budget.err" ||
-    fail "OpenClaw did not print the budget error (exit $code): $out $(tail -n 20 "$W/budget.err")"
+  # What OpenClaw 2026.9.6 does with LiteLLM's 422: it classifies it as a request-format
+  # rejection ("reason=format"), does not retry, and exits 1. Its --json answer carries only its
+  # own generic text; the gateway's message is on stderr as rawError=422 Budget has been exceeded!
+  json_ok <(echo "$out") 'ok = d.get("ok") is False and d["error"]["message"]' ||
+    fail "OpenClaw's --json output is not an error (exit $code): $out"
+  grep -q "rawError=$BUDGET_STATUS Budget has been exceeded! Current cost: " "$W/budget.err" ||
+    fail "OpenClaw did not print the budget error (exit $code): $out $(grep -v SQLite "$W/budget.err" | tail -n 20)"
+  local sent
+  sent="$(grep -c "\[model-fetch\] response provider=litellm .*status=$BUDGET_STATUS" "$W/budget.err" || true)"
+  [ "$sent" = 1 ] || fail "OpenClaw sent $sent requests on the budget error, expected 1 (no retry)"
   after="$(mock_requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
   [ "$after" = "$before" ] || fail "a refused call reached the upstream"
-  log "ok: spent key: OpenClaw exited $code after ${elapsed} s and printed: $(grep -Eho '[^"]*(budget_exceeded|Budget has been exceeded)[^"]*' "$W/budget-turn.out" "$W/budget.err" | head -n1 | cut -c1-200)"
+  log "ok: spent key: OpenClaw sent 1 request (no retry), exited $code after ${elapsed} s; stdout: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["error"]["message"])' "$out"); stderr: $(grep -o "rawError=$BUDGET_STATUS Budget has been exceeded[^\"]*" "$W/budget.err" | head -n1)"
 }
 
 # ---------------------------------------------------------------- checks
