@@ -186,6 +186,26 @@ openclaw_turn() {
     2>>"$errlog"
 }
 
+# Any other OpenClaw command in the isolated home $1.
+openclaw_cli() {
+  local home="$1"
+  shift
+  env -i \
+    PATH="$(dirname "$NODE"):/usr/local/bin:/usr/bin:/bin" \
+    HOME="$home" \
+    OPENCLAW_HOME="$home" \
+    OPENCLAW_STATE_DIR="$home/.openclaw" \
+    OPENCLAW_CONFIG_PATH="$home/.openclaw/openclaw.json" \
+    OPENCLAW_WORKSPACE_DIR="$home/.openclaw/workspace" \
+    TMPDIR="$home/tmp" \
+    NO_COLOR=1 \
+    OPENCLAW_DISABLE_BONJOUR=1 \
+    OPENCLAW_NO_AUTO_UPDATE=1 \
+    OPENCLAW_OFFLINE=1 \
+    timeout --kill-after=10 "$TURN_TIMEOUT" \
+    "$NODE" "$OPENCLAW" "$@" 2>>"$W/openclaw.log"
+}
+
 # An isolated OpenClaw home named $1 whose openclaw.json is the file $2.
 new_openclaw_home() {
   local home="$W/$1"
@@ -237,12 +257,12 @@ create_virtual_key() {
 check_spend_logs() {
   local calls
   calls="$(mock_requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"] == "/v1/messages"))')"
-  [ "$calls" -eq 3 ] || fail "the mock saw $calls /v1/messages calls, expected 3 (text 1 + tool 2)"
+  [ "$calls" -eq 4 ] || fail "the mock saw $calls /v1/messages calls, expected 4 (text 1, onboarded 1, tool 2)"
   for _ in $(seq 1 50); do
     curl -fsS "$GW/spend/logs" \
       -H "Authorization: Bearer $LITELLM_MASTER_KEY" >"$W/spend-logs.json" ||
       fail "GET /spend/logs failed"
-    json_ok "$W/spend-logs.json" 'ok = len([r for r in d if r["api_key"] == arg]) >= 3' "$KEY_HASH" && break
+    json_ok "$W/spend-logs.json" 'ok = len([r for r in d if r["api_key"] == arg]) >= 4' "$KEY_HASH" && break
     sleep 0.2
   done
   PRICE_IN=$PRICE_IN PRICE_OUT=$PRICE_OUT json_ok "$W/spend-logs.json" '
@@ -253,15 +273,15 @@ def cost(r):
     fresh = r["prompt_tokens"] - r["cached_tokens"] - r["cache_creation_tokens"]
     return fresh * pin + r["completion_tokens"] * pout + r["cached_tokens"] * 5e-07 + r["cache_creation_tokens"] * 6.25e-06
 groups = sorted(r["model_group"] for r in rows)
-ok = (len(rows) == 3
-      and groups == ["claude-opus-4-6", "claude-opus-4-6-tool", "claude-opus-4-6-tool"]
-      and sorted(r["completion_tokens"] for r in rows) == [7, 7, 12]
+ok = (len(rows) == 4
+      and groups == ["claude-opus-4-6", "claude-opus-4-6", "claude-opus-4-6-tool", "claude-opus-4-6-tool"]
+      and sorted(r["completion_tokens"] for r in rows) == [7, 7, 7, 12]
       and all(r["status"] == "success" and r["prompt_tokens"] > 1000 for r in rows)
       and all(abs(r["spend"] - cost(r)) < 1e-9 for r in rows))
 if not ok:
     print(json.dumps([{k: r[k] for k in ("model_group", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "spend", "status")} for r in rows], indent=1))
 ' "$KEY_HASH" || fail "/spend/logs does not have one correctly priced row per upstream call"
-  log "ok: /spend/logs has 3 rows for the key (text 1, tool 2), each = prompt x $PRICE_IN + completion x $PRICE_OUT"
+  log "ok: /spend/logs has 4 rows for the key (text 1, onboarded 1, tool 2), each = prompt x $PRICE_IN + completion x $PRICE_OUT"
 }
 
 # docs/openclaw.md "Usage": /key/info with the key itself. Its spend is the sum of its rows'.
@@ -417,6 +437,32 @@ ok = h.get("x-api-key") == "sk-ant-upstream-e2e" and "authorization" not in h' |
   log "ok: OpenClaw printed the answer and the usage; the mock got /v1/messages with top-level system, Anthropic tools, stream: true, max_tokens 64000"
 }
 
+# docs/openclaw.md Quick start, onboarding: OpenClaw's own non-interactive onboarding pointed
+# at the gateway (empty model list, key stored in its state database), then one text turn.
+check_onboarding() {
+  local home="$W/onboard" out
+  mkdir -p "$home/.openclaw/workspace" "$home/tmp"
+  log "onboarding (openclaw onboard --non-interactive …) and a turn"
+  (cd "$home" && openclaw_cli "$home" onboard --non-interactive --accept-risk --skip-health \
+    --auth-choice litellm-api-key --litellm-api-key "$LITELLM_API_KEY" --custom-base-url "$GW" \
+    --skip-channels --skip-daemon --skip-skills --skip-search --skip-ui --skip-hooks) \
+    >"$W/onboard.out" || fail "openclaw onboard failed: $(tail -n 20 "$W/onboard.out")"
+  grep -q "$LITELLM_API_KEY" "$home/.openclaw/openclaw.json" &&
+    fail "onboarding wrote the key into openclaw.json"
+  out="$(cd "$home/.openclaw/workspace" && LITELLM_API_KEY= openclaw_turn "$home" "Say hello to Tollgate.")" ||
+    fail "openclaw agent after onboarding exited non-zero: $out"
+  echo "$out" >"$W/onboard-turn.json"
+  json_ok "$W/onboard-turn.json" '
+ok = "Hello from the mock upstream." in "".join(p.get("text") or "" for p in d["payloads"])' ||
+    fail "OpenClaw did not print the mock's answer after onboarding: $out"
+  # docs: `openclaw models list --provider litellm --refresh` discovers through GET /v1/models.
+  (cd "$home" && openclaw_cli "$home" models list --provider litellm --refresh) >"$W/models-list.out" ||
+    fail "openclaw models list --refresh failed: $(tail -n 20 "$W/models-list.out")"
+  grep -q "litellm/gpt-4o" "$W/models-list.out" && grep -q "litellm/claude-opus-4-6-tool" "$W/models-list.out" ||
+    fail "openclaw models list --refresh did not list the gateway's models: $(cat "$W/models-list.out")"
+  log "ok: onboarding wrote a litellm provider for the gateway; a turn with the stored key answered; models list --refresh shows the gateway's models"
+}
+
 check_tool_turn() {
   local home out
   home="$(new_openclaw_home tool "$W/generated-tool.json")"
@@ -456,6 +502,7 @@ main() {
   check_openclaw_config_command
   create_virtual_key
   check_text_turn
+  check_onboarding
   check_tool_turn
   check_spend_logs
   check_key_spend
