@@ -72,20 +72,21 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Starts "$@" in the background, waits for its "listening on http://…" line, prints the URL.
+# Starts "$@" in the background (its PID goes to PIDS, for the EXIT trap), waits for its
+# "listening on http://…" line and sets URL. Not to be called in a $(…) subshell: the PID would
+# not reach the trap.
 start_listening() {
   local name="$1"
   shift
   "$@" >"$W/$name.out" 2>"$W/$name.log" &
   PIDS+=($!)
+  URL=""
   for _ in $(seq 1 300); do
-    local url
-    url="$(grep -o 'listening on http://[0-9.:]*' "$W/$name.out" 2>/dev/null | head -n1 | cut -d' ' -f3)"
-    if [ -n "$url" ]; then
-      echo "$url"
-      return
-    fi
+    URL="$(grep -o 'listening on http://[0-9.:]*' "$W/$name.out" 2>/dev/null | head -n1 | cut -d' ' -f3 || true)"
+    [ -n "$URL" ] && return
     sleep 0.1
   done
   fail "$name did not start"
@@ -492,10 +493,12 @@ main() {
   command -v sha256sum >/dev/null || fail "sha256sum is needed"
   [ -x "$BIN" ] || (cd "$ROOT" && cargo build --bin tollgate)
   install_openclaw
-  MOCK="$(start_listening mock "$BIN" mock-upstream --port 0)"
+  start_listening mock "$BIN" mock-upstream --port 0
+  MOCK="$URL"
   gateway_config >"$W/config.yaml"
-  GW="$(start_listening gateway env TOLLGATE_LOG=warn TOLLGATE_DB_PATH="$W/tollgate.db" \
-    LITELLM_MASTER_KEY= "$BIN" --config "$W/config.yaml" --host 127.0.0.1 --port 0)"
+  start_listening gateway env TOLLGATE_LOG=warn TOLLGATE_DB_PATH="$W/tollgate.db" \
+    LITELLM_MASTER_KEY= "$BIN" --config "$W/config.yaml" --host 127.0.0.1 --port 0
+  GW="$URL"
   log "mock $MOCK, gateway $GW"
   LITELLM_MASTER_KEY="$MASTER_KEY"
   local t0=$SECONDS
