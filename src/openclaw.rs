@@ -3,7 +3,8 @@
 //! context windows and output limits.
 //!
 //! The facts about each model come from one function, [`facts`]: the deployment's `model_info`
-//! overrides first, then the price table.
+//! overrides first, then the price table (`PriceTable::model_facts`), the same facts
+//! `GET /v1/model/info` shows (`PriceTable::enrich_model_info`).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -45,11 +46,17 @@ pub fn facts(prices: &PriceTable, dep: &Deployment) -> ModelFacts {
     }
 }
 
-/// FALLBACK until the price table knows context windows: nothing is known, so [`facts`] uses
-/// [`UNKNOWN_MODEL`] unless `model_info` says more. Plug the table in here, e.g.
-/// `prices.model_facts(dep)` converted to [`ModelFacts`].
-fn table_facts(_prices: &PriceTable, _dep: &Deployment) -> Option<ModelFacts> {
-    None
+/// The price table's facts for the deployment's model (same lookup as pricing:
+/// `model_info.base_model`, then `provider/model`, then the bare model). Limits the table
+/// does not give fall back to [`UNKNOWN_MODEL`]'s.
+fn table_facts(prices: &PriceTable, dep: &Deployment) -> Option<ModelFacts> {
+    let f = prices.model_facts(Some(dep), &dep.upstream_model)?;
+    Some(ModelFacts {
+        context_window: f.context_window.unwrap_or(UNKNOWN_MODEL.context_window),
+        max_tokens: f.max_output_tokens.unwrap_or(UNKNOWN_MODEL.max_tokens),
+        reasoning: f.supports_reasoning,
+        vision: f.supports_vision,
+    })
 }
 
 fn as_u64(v: &Value) -> Option<u64> {
@@ -290,7 +297,8 @@ model_list:
                 "input": ["text", "image"], "contextWindow": 200000, "maxTokens": 64000})
         );
         assert_eq!(models[1]["id"], "gpt-4o");
-        assert_eq!(models[1]["contextWindow"], UNKNOWN_MODEL.context_window);
+        assert_eq!(models[1]["contextWindow"], 128_000, "from the price table");
+        assert_eq!(models[1]["maxTokens"], 16_384, "from the price table");
         assert_eq!(
             v["agents"]["defaults"]["model"]["primary"],
             "litellm/claude-opus-4-6"
@@ -325,6 +333,97 @@ model_list:
             panic!("an unknown group is an error")
         };
         assert!(err.contains("claude-opus-4-6, gpt-4o"), "{err}");
+    }
+
+    /// docs/openclaw.md's quick-start config: no `model_info`, so every fact is the table's.
+    const TABLE: &str = r#"
+model_list:
+  - model_name: claude-opus-4-6
+    litellm_params: {model: anthropic/claude-opus-4-6, api_key: k}
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+  - model_name: claude-opus-4-6-tool
+    litellm_params: {model: anthropic/claude-opus-4-6-tool, api_key: k}
+    model_info: {base_model: claude-opus-4-6}
+  - model_name: pinned
+    litellm_params: {model: anthropic/claude-opus-4-6, api_key: k}
+    model_info: {max_input_tokens: "200000", max_output_tokens: 64000}
+  - model_name: unknown
+    litellm_params: {model: openai/no-such-model-xyz, api_key: k}
+"#;
+
+    #[test]
+    fn facts_come_from_the_price_table() {
+        let cfg = config(TABLE);
+        let t = PriceTable::new();
+        let f = |name: &str| {
+            let d = cfg
+                .deployments
+                .iter()
+                .find(|d| d.model_name == name)
+                .unwrap();
+            facts(&t, d)
+        };
+        let opus = ModelFacts {
+            context_window: 1_000_000,
+            max_tokens: 128_000,
+            reasoning: true,
+            vision: true,
+        };
+        assert_eq!(f("claude-opus-4-6"), opus);
+        assert_eq!(f("claude-opus-4-6-tool"), opus, "model_info.base_model");
+        assert_eq!(
+            f("gpt-4o"),
+            ModelFacts {
+                context_window: 128_000,
+                max_tokens: 16_384,
+                reasoning: false,
+                vision: true,
+            }
+        );
+        assert_eq!(
+            f("pinned"),
+            ModelFacts {
+                context_window: 200_000,
+                max_tokens: 64_000,
+                ..opus
+            },
+            "model_info wins, strings included"
+        );
+        assert_eq!(f("unknown"), UNKNOWN_MODEL);
+    }
+
+    /// `GET /v1/model/info` shows what `openclaw-config` prints.
+    #[test]
+    fn model_info_shows_the_same_facts() {
+        let cfg = config(TABLE);
+        let t = PriceTable::new();
+        for d in cfg.deployments.iter().filter(|d| d.model_name != "pinned") {
+            let mut info = d.model_info.clone();
+            t.enrich_model_info(d, &mut info);
+            if d.model_name == "unknown" {
+                assert!(info.get("max_input_tokens").is_none(), "{info:?}");
+                continue;
+            }
+            let f = facts(&t, d);
+            let shown = (
+                info["max_input_tokens"].as_u64(),
+                info["max_output_tokens"].as_u64(),
+                info["supports_reasoning"].as_bool(),
+                info["supports_vision"].as_bool(),
+            );
+            assert_eq!(
+                shown,
+                (
+                    Some(f.context_window),
+                    Some(f.max_tokens),
+                    Some(f.reasoning),
+                    Some(f.vision)
+                ),
+                "{}: {info:?}",
+                d.model_name
+            );
+        }
     }
 
     #[test]

@@ -305,9 +305,23 @@ impl PriceTable {
             r.key.clone()
         };
         info.entry("key").or_insert(Value::String(key));
+        // The facts `tollgate openclaw-config` prints, always present when the table knows
+        // the model (an entry with only `max_tokens` gives both limits; a missing flag is false).
+        let p = &r.price;
+        if let Some(v) = p.max_input_tokens.or(p.max_tokens) {
+            info.entry("max_input_tokens").or_insert(v.into());
+        }
+        if let Some(v) = p.max_output_tokens.or(p.max_tokens) {
+            info.entry("max_output_tokens").or_insert(v.into());
+        }
         if let Ok(Value::Object(fields)) = serde_json::to_value(&r.price) {
             for (k, v) in fields {
                 info.entry(k).or_insert(v);
+            }
+        }
+        if !r.key.is_empty() {
+            for k in ["supports_vision", "supports_reasoning"] {
+                info.entry(k).or_insert(false.into());
             }
         }
         // Custom prices from litellm_params are what the deployment charges.

