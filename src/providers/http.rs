@@ -64,6 +64,59 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// LiteLLM's 408 for an upstream that did not answer in time.
+pub fn timeout_error(provider: &str, t: Duration) -> ApiError {
+    ApiError::upstream(
+        408,
+        "timeout",
+        format!(
+            "litellm.Timeout: {provider} did not answer within {:.1} s",
+            t.as_secs_f64()
+        ),
+    )
+}
+
+/// Sends a request with a deadline for the response head. A non-2xx answer becomes an error
+/// that keeps the upstream's status, message and `retry-after`.
+pub async fn send(
+    rb: reqwest::RequestBuilder,
+    timeout: Duration,
+    provider: &str,
+) -> Result<reqwest::Response, ApiError> {
+    let resp = tokio::time::timeout(timeout, rb.send())
+        .await
+        .map_err(|_| timeout_error(provider, timeout))?
+        .map_err(|e| transport_error(e, provider, timeout))?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(upstream_error(
+        status,
+        &body,
+        provider,
+        retry_after.as_deref(),
+    ))
+}
+
+/// Reads a whole response body within `timeout`.
+pub async fn read_body(
+    resp: reqwest::Response,
+    timeout: Duration,
+    provider: &str,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, resp.bytes())
+        .await
+        .map_err(|_| timeout_error(provider, timeout))?
+        .map_err(|e| transport_error(e, provider, timeout))
+}
+
 /// Turns an upstream error response into an error that keeps its status and message.
 /// Understands the OpenAI (`{"error":{"message","type"}}`) and Anthropic
 /// (`{"type":"error","error":{"type","message"}}`) shapes; anything else is quoted.

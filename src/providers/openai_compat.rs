@@ -117,42 +117,12 @@ impl OpenAiCompat {
         rb: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<reqwest::Response, ApiError> {
-        let resp = tokio::time::timeout(timeout, rb.send())
-            .await
-            .map_err(|_| timeout_error(self.provider, timeout))?
-            .map_err(|e| http::transport_error(e, self.provider, timeout))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.bytes().await.unwrap_or_default();
-        Err(http::upstream_error(
-            status,
-            &body,
-            self.provider,
-            retry_after.as_deref(),
-        ))
+        http::send(rb, timeout, self.provider).await
     }
 
     fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         serde_json::to_vec(req).map_err(|e| ApiError::internal(format!("encoding request: {e}")))
     }
-}
-
-fn timeout_error(provider: &str, t: Duration) -> ApiError {
-    ApiError::upstream(
-        408,
-        "timeout",
-        format!(
-            "litellm.Timeout: {provider} did not answer within {:.1} s",
-            t.as_secs_f64()
-        ),
-    )
 }
 
 /// The fields of a stream chunk needed to find its usage.
@@ -174,10 +144,7 @@ impl Provider for OpenAiCompat {
         let rb = self.request(&req.model, "chat/completions", self.body(&req)?);
         let resp = self.send(rb, self.timeout).await?;
         let headers = provider_headers(resp.headers());
-        let body = tokio::time::timeout(self.timeout, resp.bytes())
-            .await
-            .map_err(|_| timeout_error(self.provider, self.timeout))?
-            .map_err(|e| http::transport_error(e, self.provider, self.timeout))?;
+        let body = http::read_body(resp, self.timeout, self.provider).await?;
         let peek: UsagePeek = serde_json::from_slice(&body).map_err(|e| {
             ApiError::upstream(
                 502,

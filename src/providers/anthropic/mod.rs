@@ -127,45 +127,12 @@ impl Anthropic {
         rb: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<reqwest::Response, ApiError> {
-        let resp = tokio::time::timeout(timeout, rb.send())
-            .await
-            .map_err(|_| timeout_error(timeout))?
-            .map_err(|e| http::transport_error(e, PROVIDER, timeout))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.bytes().await.unwrap_or_default();
-        Err(http::upstream_error(
-            status,
-            &body,
-            PROVIDER,
-            retry_after.as_deref(),
-        ))
+        http::send(rb, timeout, PROVIDER).await
     }
 
     async fn read_body(&self, resp: reqwest::Response) -> Result<Bytes, ApiError> {
-        tokio::time::timeout(self.timeout, resp.bytes())
-            .await
-            .map_err(|_| timeout_error(self.timeout))?
-            .map_err(|e| http::transport_error(e, PROVIDER, self.timeout))
+        http::read_body(resp, self.timeout, PROVIDER).await
     }
-}
-
-fn timeout_error(t: Duration) -> ApiError {
-    ApiError::upstream(
-        408,
-        "timeout",
-        format!(
-            "litellm.Timeout: {PROVIDER} did not answer within {:.1} s",
-            t.as_secs_f64()
-        ),
-    )
 }
 
 /// Headers a client may not set through `extra_headers`: the gateway owns them.
