@@ -6,12 +6,11 @@
 //! not ask.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -35,7 +34,9 @@ pub struct OpenAiCompat {
     timeout: Duration,
     stream_timeout: Duration,
     /// The chat URL parsed once (not Azure, whose URL names the model): saves a URL parse per call.
-    chat_url: Option<reqwest::Url>,
+    chat_url: Option<hyper::Uri>,
+    /// `Authorization: Bearer …` (or Azure's `api-key`), built once.
+    auth: Option<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }
 
 impl OpenAiCompat {
@@ -58,8 +59,21 @@ impl OpenAiCompat {
         let timeout = dep.timeout.unwrap_or(Duration::from_secs(600));
         let azure = spec.family == Family::Azure;
         let chat_url = (!azure)
-            .then(|| reqwest::Url::parse(&http::join(&base, "chat/completions")).ok())
+            .then(|| http::parse_uri(&http::join(&base, "chat/completions")).ok())
             .flatten();
+        let auth = api_key.as_deref().and_then(|key| {
+            if azure {
+                Some((
+                    hyper::header::HeaderName::from_static("api-key"),
+                    http::secret_header(key)?,
+                ))
+            } else {
+                Some((
+                    hyper::header::AUTHORIZATION,
+                    http::secret_header(&format!("Bearer {key}"))?,
+                ))
+            }
+        });
         OpenAiCompat {
             client,
             provider: spec.name,
@@ -74,6 +88,7 @@ impl OpenAiCompat {
             timeout,
             stream_timeout: dep.stream_timeout.unwrap_or(timeout),
             chat_url,
+            auth,
         }
     }
 
@@ -89,22 +104,27 @@ impl OpenAiCompat {
         }
     }
 
-    fn request(&self, model: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let rb = match self
+    fn request(&self, model: &str, path: &str, body: Vec<u8>) -> http::Request {
+        let mut rb = match self
             .chat_url
             .as_ref()
             .filter(|_| path == "chat/completions")
         {
-            Some(url) => self.client.inner.post(url.clone()),
-            None => self.client.inner.post(self.url(model, path)),
+            Some(url) => http::Request::post_json(url.clone(), body),
+            None => http::Request::post_json_to(&self.url(model, path), body),
         };
-        let mut rb = rb.header("content-type", "application/json").body(body);
-        if let Some(key) = &self.api_key {
-            rb = if self.azure {
-                rb.header("api-key", key)
-            } else {
-                rb.bearer_auth(key)
-            };
+        if let Some((name, value)) = &self.auth {
+            rb = rb.header_value(name.clone(), value.clone());
+        } else if let Some(key) = &self.api_key {
+            // A key that is not a valid header value: reported when the call is sent.
+            rb = rb.header(
+                if self.azure {
+                    "api-key"
+                } else {
+                    "authorization"
+                },
+                key,
+            );
         }
         for (k, v) in &self.headers {
             rb = rb.header(k, v);
@@ -112,12 +132,8 @@ impl OpenAiCompat {
         rb
     }
 
-    async fn send(
-        &self,
-        rb: reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> Result<reqwest::Response, ApiError> {
-        http::send(rb, timeout, self.provider).await
+    async fn send(&self, rb: http::Request, timeout: Duration) -> Result<http::Response, ApiError> {
+        http::send(&self.client, rb, timeout, self.provider).await
     }
 
     fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
@@ -156,7 +172,10 @@ impl Provider for OpenAiCompat {
             )
         })?;
         Ok(ChatReply {
-            body: ReplyBody::Raw(body),
+            body: ReplyBody::Raw {
+                bytes: body,
+                id: peek.id,
+            },
             usage: peek.usage,
             upstream_headers: headers,
         })
@@ -179,7 +198,7 @@ impl Provider for OpenAiCompat {
         // together are handed on together, so the server writes them in one go, and dropping
         // the stream (client gone) drops the upstream response.
         let state = Upstream {
-            bytes: Box::pin(resp.bytes_stream()),
+            bytes: resp.bytes_stream(),
             decoder: SseDecoder::new(),
             ready: VecDeque::new(),
             done: false,
@@ -210,7 +229,7 @@ impl Provider for OpenAiCompat {
 
 /// An upstream SSE body being decoded into chunks.
 struct Upstream {
-    bytes: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    bytes: http::ByteStream,
     decoder: SseDecoder,
     /// Decoded items not yet handed on.
     ready: VecDeque<Result<StreamChunk, ApiError>>,
@@ -325,7 +344,7 @@ fn map_event(data: Bytes, provider: &str) -> Mapped {
 }
 
 /// Headers the upstream sent that LiteLLM echoes as `llm_provider-<name>`.
-fn provider_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+fn provider_headers(h: &hyper::HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .filter(|(k, _)| {
             let k = k.as_str();

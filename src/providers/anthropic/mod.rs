@@ -33,6 +33,8 @@ const PROVIDER: &str = "anthropic";
 pub struct Anthropic {
     client: Client,
     url: String,
+    /// `url` parsed once; `None` if it does not parse (reported on each call).
+    uri: Option<hyper::Uri>,
     api_key: Option<String>,
     headers: Vec<(String, String)>,
     timeout: Duration,
@@ -63,6 +65,7 @@ impl Anthropic {
         };
         Anthropic {
             client,
+            uri: http::parse_uri(&wire::messages_url(&base)).ok(),
             url: wire::messages_url(&base),
             api_key,
             headers: dep.extra_headers.clone(),
@@ -83,7 +86,7 @@ impl Anthropic {
         }
     }
 
-    fn request(&self, body: Vec<u8>, opts: &CallOptions) -> reqwest::RequestBuilder {
+    fn request(&self, body: Vec<u8>, opts: &CallOptions) -> http::Request {
         self.request_with(body, opts, &[])
     }
 
@@ -93,13 +96,11 @@ impl Anthropic {
         body: Vec<u8>,
         opts: &CallOptions,
         extra: &[(String, String)],
-    ) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .inner
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body);
+    ) -> http::Request {
+        let mut rb = match &self.uri {
+            Some(uri) => http::Request::post_json(uri.clone(), body),
+            None => http::Request::post_json_to(&self.url, body),
+        };
         if let Some(key) = &self.api_key {
             rb = rb.header("x-api-key", key);
         }
@@ -122,15 +123,11 @@ impl Anthropic {
         rb
     }
 
-    async fn send(
-        &self,
-        rb: reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> Result<reqwest::Response, ApiError> {
-        http::send(rb, timeout, PROVIDER).await
+    async fn send(&self, rb: http::Request, timeout: Duration) -> Result<http::Response, ApiError> {
+        http::send(&self.client, rb, timeout, PROVIDER).await
     }
 
-    async fn read_body(&self, resp: reqwest::Response) -> Result<Bytes, ApiError> {
+    async fn read_body(&self, resp: http::Response) -> Result<Bytes, ApiError> {
         http::read_body(resp, self.timeout, PROVIDER).await
     }
 }
@@ -334,7 +331,7 @@ impl Anthropic {
 }
 
 /// Anthropic response headers LiteLLM echoes as `llm_provider-<name>`.
-fn provider_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+fn provider_headers(h: &hyper::HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .filter(|(k, _)| {
             let k = k.as_str();
