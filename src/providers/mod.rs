@@ -36,7 +36,11 @@ pub struct ChatReply {
 /// The answer's body: the upstream's own OpenAI-shaped bytes (pass-through), or a translated one.
 #[derive(Debug, Clone)]
 pub enum ReplyBody {
-    Raw(Bytes),
+    /// `id` is the answer's own, read with its usage so the handler need not parse it again.
+    Raw {
+        bytes: Bytes,
+        id: Option<String>,
+    },
     Typed(Box<ChatResponse>),
 }
 
@@ -45,7 +49,7 @@ impl ChatReply {
     pub fn into_typed(self) -> Result<ChatResponse, ApiError> {
         match self.body {
             ReplyBody::Typed(r) => Ok(*r),
-            ReplyBody::Raw(b) => serde_json::from_slice(&b).map_err(|e| {
+            ReplyBody::Raw { bytes: b, .. } => serde_json::from_slice(&b).map_err(|e| {
                 ApiError::upstream(
                     502,
                     "api_error",
@@ -58,8 +62,16 @@ impl ChatReply {
     /// The OpenAI JSON body for the client.
     pub fn to_bytes(&self) -> Bytes {
         match &self.body {
-            ReplyBody::Raw(b) => b.clone(),
+            ReplyBody::Raw { bytes, .. } => bytes.clone(),
             ReplyBody::Typed(r) => Bytes::from(serde_json::to_vec(r).unwrap_or_default()),
+        }
+    }
+
+    /// The answer's `id` (`chatcmpl-…`), if it has one.
+    pub fn id(&self) -> Option<&str> {
+        match &self.body {
+            ReplyBody::Raw { id, .. } => id.as_deref(),
+            ReplyBody::Typed(r) => Some(r.id.as_str()).filter(|s| !s.is_empty()),
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct DeploymentHandle {
     wildcard_providers: Mutex<HashMap<&'static str, Arc<dyn Provider>>>,
     pub in_flight: AtomicU64,
     pub health: Health,
+    /// This deployment's prices for its own model, resolved on first use.
+    pub price: std::sync::OnceLock<Option<crate::spend::prices::ModelPrice>>,
 }
 
 impl DeploymentHandle {
@@ -149,6 +151,7 @@ impl Router {
                 wildcard_providers: Mutex::new(HashMap::new()),
                 in_flight: AtomicU64::new(0),
                 health: Health::default(),
+                price: std::sync::OnceLock::new(),
             });
             groups
                 .entry(dep.model_name.clone())

@@ -104,7 +104,8 @@ impl CallRecord {
     /// Cost of a usage on the deployment that served it.
     pub fn cost(&self, usage: &Usage) -> f64 {
         match &self.attempt {
-            Some(a) => self.state.prices.cost_of_call(
+            Some(a) => self.state.prices.cost_of_call_memo(
+                &a.handle.price,
                 &a.handle.config,
                 &a.model,
                 usage,

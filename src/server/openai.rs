@@ -214,19 +214,19 @@ async fn chat_inner(
                 None
             };
             // Keep the spend row's id equal to the response's, as LiteLLM does.
-            if let Ok(peek) = serde_json::from_slice::<crate::types::UsagePeek>(&bytes)
-                && let Some(id) = peek.id
-            {
-                record.event.request_id = id;
+            if let Some(id) = reply.id() {
+                record.event.request_id = id.to_owned();
             }
             record.succeed(reply.usage.as_ref(), response_value);
             h.insert(
                 header::CONTENT_TYPE,
-                "application/json"
-                    .parse()
-                    .unwrap_or_else(|_| header::HeaderValue::from_static("application/json")),
+                header::HeaderValue::from_static("application/json"),
             );
-            Ok((StatusCode::OK, h, bytes).into_response())
+            // The header map becomes the response's as it is: merging it into a fresh
+            // response (what a `(status, headers, body)` tuple does) re-hashes every header.
+            let mut resp = axum::response::Response::new(axum::body::Body::from(bytes));
+            *resp.headers_mut() = h;
+            Ok(resp)
         }
         Outcome::Stream(chunks) => {
             let mut h = record.headers(None);
@@ -239,8 +239,13 @@ async fn chat_inner(
                 header::HeaderValue::from_static("no-cache"),
             );
             h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
-            let body = Body::from_stream(SseBody::new(chunks, record, client_wants_usage));
-            Ok((StatusCode::OK, h, body).into_response())
+            let mut resp = axum::response::Response::new(Body::from_stream(SseBody::new(
+                chunks,
+                record,
+                client_wants_usage,
+            )));
+            *resp.headers_mut() = h;
+            Ok(resp)
         }
     }
 }
