@@ -18,6 +18,7 @@ pub mod teams;
 pub mod users;
 
 pub mod spend;
+pub mod spend_sqlite;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the SQLite spend connection (`spend_sqlite`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("unsupported database URL \"{0}\": use postgres://… or sqlite://…")]
     BadUrl(String),
     #[error("{0}")]
@@ -69,6 +73,8 @@ pub static MIGRATIONS: &[Migration] = &[
 pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite on a file: the spend writer's own connection (`spend_sqlite`).
+    pub(crate) spend_db: Option<std::sync::Arc<spend_sqlite::SpendDb>>,
 }
 
 impl Store {
@@ -101,7 +107,17 @@ impl Store {
             })
             .connect(url)
             .await?;
-        let store = Store { pool, backend };
+        let spend_db = match backend {
+            Backend::Sqlite => {
+                spend_sqlite::file_of_url(url).map(|p| spend_sqlite::SpendDb::new(&p))
+            }
+            Backend::Postgres => None,
+        };
+        let store = Store {
+            pool,
+            backend,
+            spend_db,
+        };
         store.migrate().await?;
         Ok(store)
     }
