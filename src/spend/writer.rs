@@ -203,15 +203,15 @@ impl Writer {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Woken by the interval, or by the sink when a batch's worth waits: not per event.
-            tokio::select! {
+            let all = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                _ = queue.ready.notified() => {}
-                _ = tick.tick() => {}
-            }
+                _ = queue.ready.notified() => false,
+                _ = tick.tick() => true,
+            };
             self.take_queue();
             if self.may_try() && (!self.buf.is_empty() || self.spill_pending) {
-                self.flush().await;
+                self.flush(all).await;
             }
             self.bound_memory();
         }
@@ -251,16 +251,21 @@ impl Writer {
         self.store.is_some() && self.retry_at.is_none_or(|t| Instant::now() >= t)
     }
 
-    /// Writes everything buffered (and what arrives meanwhile), then replays the spill file.
-    /// Stops at the first failure. The batch is moved out of the buffer, not copied, and put
-    /// back if it could not be written.
-    async fn flush(&mut self) -> Flush {
+    /// Writes full batches — and with `all` (the interval tick, shutdown) everything buffered
+    /// when it began — then replays the spill file. Stops at the first failure. A batch is moved
+    /// out of the buffer, not copied, and put back if it could not be written. Events arriving
+    /// meanwhile join the buffer but, short of a full batch, wait for the next tick: writing
+    /// them as they trickle in made transactions of ~20 events, each paying its commit.
+    async fn flush(&mut self, all: bool) -> Flush {
+        self.take_queue();
+        let mut owed = if all { self.buf.len() } else { 0 };
         loop {
             self.take_queue();
-            if self.buf.is_empty() {
+            if self.buf.is_empty() || (owed == 0 && self.buf.len() < self.opts.batch_size) {
                 break;
             }
             let n = self.buf.len().min(self.opts.batch_size);
+            owed = owed.saturating_sub(n);
             let batch: Arc<Vec<SpendEvent>> = Arc::new(self.buf.drain(..n).collect());
             self.gauge();
             if let Flush::Failed = self.write_checked(&batch).await {
@@ -273,7 +278,7 @@ impl Writer {
                 return Flush::Failed;
             }
         }
-        if self.spill_pending {
+        if self.spill_pending && (all || self.buf.len() < self.opts.batch_size) {
             return self.replay().await;
         }
         Flush::Done
@@ -557,7 +562,7 @@ impl Writer {
                 self.retry_at = None;
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.opts.write_timeout = left.max(Duration::from_millis(200));
-                if let Flush::Done = self.flush().await {
+                if let Flush::Done = self.flush(true).await {
                     break;
                 }
                 let wait = self

@@ -67,6 +67,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: spend::MIGRATION_SQL,
         postgres: spend::MIGRATION_SQL,
     },
+    Migration {
+        version: 3,
+        name: "spend_logs: drop the unused call id index; user and end-user indexes partial",
+        sqlite: spend::MIGRATION_3_SQL,
+        postgres: spend::MIGRATION_3_SQL,
+    },
 ];
 
 #[derive(Clone, Debug)]

@@ -84,6 +84,20 @@ CREATE TABLE tollgate_daily_spend (
 CREATE INDEX tollgate_daily_spend_tag_day ON tollgate_daily_spend (tag, day)
 "#;
 
+/// Migration 3: each index is one more B-tree insert per row, the writer's largest cost on
+/// SQLite. No query looks spend logs up by `litellm_call_id` (the writer's clash check reads
+/// by `request_id`, the primary key): dropped. The user and end-user indexes only serve
+/// `"user" = $n` / `end_user = $n` filters, which imply NOT NULL, so both backends still use
+/// them as partial indexes — and rows without a user (most) no longer pay for them. The key,
+/// start-time and primary-key indexes serve `/spend/logs` and retention as before.
+pub const MIGRATION_3_SQL: &str = r#"
+DROP INDEX IF EXISTS tollgate_spend_logs_call_id;
+DROP INDEX IF EXISTS tollgate_spend_logs_user_start;
+CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "startTime") WHERE "user" IS NOT NULL;
+DROP INDEX IF EXISTS tollgate_spend_logs_end_user;
+CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user) WHERE end_user IS NOT NULL
+"#;
+
 /// Columns of `tollgate_spend_logs` written per row, in bind order.
 pub(super) const LOG_COLUMNS: &[&str] = &[
     "request_id",

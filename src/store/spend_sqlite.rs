@@ -126,7 +126,7 @@ fn write_batch(
         let mut owner = tx.prepare_cached(CALL_ID_SQL)?;
         let mut meta = Vec::with_capacity(1024);
         for ev in events {
-            if insert_row(&mut insert, ev, &ev.request_id, now, &mut meta)? == 1 {
+            if insert_row(&mut insert, ev, now, &mut meta)? == 1 {
                 fresh.push(ev);
                 continue;
             }
@@ -142,7 +142,11 @@ fn write_batch(
                 })
                 .optional()?
                 .unwrap_or(false);
-            if clash && insert_row(&mut insert, ev, &ev.call_id, now, &mut meta)? == 1 {
+            // A reset statement keeps its bindings: only the id changes.
+            if clash && {
+                insert.raw_bind_parameter(1, ev.call_id.as_str())?;
+                insert.raw_execute()? == 1
+            } {
                 fresh.push(ev);
             }
         }
@@ -211,12 +215,10 @@ fn write_batch(
     })
 }
 
-/// One row, under `request_id` (the event's, or its call id after a clash). Returns the rows
-/// inserted: 1, or 0 when the id is already there.
+/// One row. Returns the rows inserted: 1, or 0 when the request id is already there.
 fn insert_row(
     st: &mut rusqlite::CachedStatement<'_>,
     ev: &SpendEvent,
-    request_id: &str,
     now: i64,
     meta: &mut Vec<u8>,
 ) -> Result<usize, StoreError> {
@@ -231,7 +233,7 @@ fn insert_row(
     write_row_metadata(ev, meta);
     // Only JSON text was written: valid UTF-8.
     let meta = std::str::from_utf8(meta).unwrap_or("{}");
-    st.raw_bind_parameter(1, request_id)?;
+    st.raw_bind_parameter(1, ev.request_id.as_str())?;
     st.raw_bind_parameter(2, ev.call_type.as_str())?;
     st.raw_bind_parameter(3, ev.api_key.as_str())?;
     st.raw_bind_parameter(4, opt2(&ev.key_alias))?;
