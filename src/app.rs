@@ -18,8 +18,9 @@ use crate::spend::prices::PriceTable;
 use crate::state::{AppState, State};
 use crate::store::Store;
 
-/// Spend events buffered between requests and the writer before senders wait.
-const SPEND_CHANNEL: usize = 65_536;
+/// The spend writer is woken whenever this many more events wait (or its batch size, if
+/// smaller); the backlog beyond `TOLLGATE_SPEND_MEMORY_MAX` goes to the spill file.
+const SPEND_CHANNEL: usize = 1_000;
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -9,7 +9,10 @@ pub mod retention;
 pub mod writer;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 /// One request's accounting record (a row of `/spend/logs`). Serialized only into the
 /// writer's spill file.
@@ -59,32 +62,96 @@ pub struct SpendEvent {
 }
 
 /// The sending half of the spend pipeline. Cloned into every request.
+///
+/// A mutex-guarded `Vec` rather than a channel: the writer takes the whole backlog in one swap,
+/// and is woken only when a batch's worth waits (or by its interval tick), not by every event —
+/// at low load a per-event cross-thread wake-up was most of the pipeline's cost. Memory stays
+/// bounded because the writer is woken at every further `wake_every` events, even in the
+/// middle of a write, and spills what it cannot hold (see `writer`).
 #[derive(Clone, Debug)]
 pub struct SpendSink {
-    tx: mpsc::Sender<SpendEvent>,
+    q: Arc<SpendQueue>,
+}
+
+/// The queue between [`SpendSink`] and the writer.
+#[derive(Debug)]
+pub struct SpendQueue {
+    inner: Mutex<QueueInner>,
+    /// Wakes the writer.
+    pub(crate) ready: Notify,
+    wake_every: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct QueueInner {
+    events: Vec<SpendEvent>,
+    closed: bool,
+    /// Events ever pushed (shutdown waits until it stops moving).
+    pushed: u64,
 }
 
 impl SpendSink {
-    /// A sink and the receiver the batch writer drains.
-    pub fn channel(capacity: usize) -> (SpendSink, mpsc::Receiver<SpendEvent>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (SpendSink { tx }, rx)
+    /// A sink and the queue the batch writer drains. The writer is woken whenever `wake_every`
+    /// more events wait (the writer lowers it to its batch size).
+    pub fn channel(wake_every: usize) -> (SpendSink, Arc<SpendQueue>) {
+        let q = Arc::new(SpendQueue {
+            inner: Mutex::new(QueueInner::default()),
+            ready: Notify::new(),
+            wake_every: AtomicUsize::new(wake_every.max(1)),
+        });
+        (SpendSink { q: q.clone() }, q)
     }
 
-    /// Hands an event to the writer. Never blocks the request; if the writer is behind by a
-    /// whole channel, waits in a spawned task rather than dropping the event.
+    /// Hands an event to the writer. Never blocks the request beyond a short lock, never drops
+    /// an event while the writer runs.
     pub fn record(&self, ev: SpendEvent) {
-        match self.tx.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(ev).await;
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(ev)) => {
+        let n = {
+            let mut q = self.q.lock();
+            if q.closed {
+                drop(q);
                 tracing::error!(request_id = %ev.request_id, "spend writer is gone; event not recorded");
+                return;
             }
+            q.events.push(ev);
+            q.pushed += 1;
+            q.events.len()
+        };
+        if n % self.q.wake_every.load(Ordering::Relaxed) == 0 {
+            self.q.ready.notify_one();
         }
+    }
+}
+
+impl SpendQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_wake_every(&self, n: usize) {
+        let n = n.max(1).min(self.wake_every.load(Ordering::Relaxed));
+        self.wake_every.store(n, Ordering::Relaxed);
+    }
+
+    /// Moves every waiting event to the end of `into` (which keeps its allocation).
+    pub(crate) fn take_into(&self, into: &mut std::collections::VecDeque<SpendEvent>) {
+        let mut taken = {
+            let mut q = self.lock();
+            if q.events.is_empty() {
+                return;
+            }
+            std::mem::take(&mut q.events)
+        };
+        into.extend(taken.drain(..));
+    }
+
+    /// Events waiting, and events ever pushed.
+    pub(crate) fn counts(&self) -> (usize, u64) {
+        let q = self.lock();
+        (q.events.len(), q.pushed)
+    }
+
+    /// Refuses further events; what is waiting can still be taken.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
     }
 }

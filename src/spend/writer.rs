@@ -12,15 +12,15 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::SpendEvent;
+use super::{SpendEvent, SpendQueue};
 use crate::config::Config;
 use crate::observe::callbacks::Callbacks;
 use crate::observe::metrics;
@@ -65,7 +65,7 @@ impl WriterOptions {
                 .proxy_batch_write_at
                 .max(Duration::from_millis(10)),
             batch_size: num("TOLLGATE_SPEND_BATCH_SIZE").unwrap_or(1000).max(1),
-            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX").unwrap_or(20_000).max(1),
+            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX").unwrap_or(5_000).max(1),
             spill_path,
             write_logs: !cfg.general.disable_spend_logs,
             store_prompts: cfg.general.store_prompts_in_spend_logs,
@@ -81,7 +81,7 @@ pub struct WriterHandle {
     retention: Option<JoinHandle<()>>,
 }
 
-pub fn start(rx: mpsc::Receiver<SpendEvent>, store: Option<Store>, cfg: &Config) -> WriterHandle {
+pub fn start(rx: Arc<SpendQueue>, store: Option<Store>, cfg: &Config) -> WriterHandle {
     let retention = store
         .as_ref()
         .and_then(|s| super::retention::start(s.clone(), cfg));
@@ -96,19 +96,21 @@ pub fn start(rx: mpsc::Receiver<SpendEvent>, store: Option<Store>, cfg: &Config)
 
 /// [`start`] with explicit options (tests).
 pub fn start_with(
-    rx: mpsc::Receiver<SpendEvent>,
+    queue: Arc<SpendQueue>,
     store: Option<Store>,
     opts: WriterOptions,
     callbacks: Option<Callbacks>,
     retention: Option<JoinHandle<()>>,
 ) -> WriterHandle {
     let stop = CancellationToken::new();
+    queue.set_wake_every(opts.batch_size);
     let w = Writer {
         stop: stop.clone(),
         finishing: false,
-        spill_pending: opts.spill_path.exists(),
+        spill_pending: opts.spill_path.exists() || replaying_path(&opts.spill_path).exists(),
         store,
         opts,
+        queue,
         buf: VecDeque::new(),
         targets: None,
         backoff: MIN_BACKOFF,
@@ -116,7 +118,7 @@ pub fn start_with(
         callbacks,
     };
     WriterHandle {
-        task: tokio::spawn(w.run(rx)),
+        task: tokio::spawn(w.run()),
         stop,
         retention,
     }
@@ -124,7 +126,7 @@ pub fn start_with(
 
 impl WriterHandle {
     /// Flushes every event received, bounded in time: call after the server has drained.
-    /// Senders may still be alive (stray request tasks); the channel is drained and closed.
+    /// Senders may still be alive (stray request tasks); the queue is drained and closed.
     pub async fn shutdown(mut self) {
         if let Some(r) = self.retention.take() {
             r.abort();
@@ -143,6 +145,9 @@ struct Writer {
     finishing: bool,
     store: Option<Store>,
     opts: WriterOptions,
+    queue: Arc<SpendQueue>,
+    /// Taken from the queue, not yet written (at most `memory_max`, beyond which the oldest
+    /// go to the spill file).
     buf: VecDeque<SpendEvent>,
     targets: Option<SpendTargets>,
     backoff: Duration,
@@ -162,6 +167,9 @@ enum Flush {
 /// Whether a store error is the database refusing this data (a constraint or a value it
 /// cannot hold) rather than a transient condition or an outage.
 fn is_rejection(e: &crate::store::StoreError) -> bool {
+    if crate::store::spend_sqlite::is_refusal(e) {
+        return true;
+    }
     let crate::store::StoreError::Db(sqlx::Error::Database(d)) = e else {
         return false;
     };
@@ -179,77 +187,98 @@ fn is_rejection(e: &crate::store::StoreError) -> bool {
 /// Name of the file rejected events are kept in, beside the spill file.
 pub const REJECTED_FILE: &str = "tollgate-spend-rejected.jsonl";
 
+/// The spill file while it is being replayed: spills made meanwhile start a new spill file,
+/// so removing the replayed one never loses them.
+fn replaying_path(spill: &std::path::Path) -> PathBuf {
+    let mut p = spill.as_os_str().to_owned();
+    p.push(".replaying");
+    PathBuf::from(p)
+}
+
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<SpendEvent>) {
+    async fn run(mut self) {
         let stop = self.stop.clone();
+        let queue = self.queue.clone();
         let mut tick = tokio::time::interval(self.opts.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            // Woken by the interval, or by the sink when a batch's worth waits: not per event.
+            let all = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                ev = rx.recv() => match ev {
-                    Some(ev) => {
-                        self.accept(ev);
-                        while self.buf.len() < self.opts.batch_size {
-                            match rx.try_recv() {
-                                Ok(ev) => self.accept(ev),
-                                Err(_) => break,
-                            }
-                        }
-                        if self.buf.len() >= self.opts.batch_size && self.may_try() {
-                            self.flush().await;
-                        }
-                    }
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if self.may_try() {
-                        self.flush().await;
-                    }
-                }
+                _ = queue.ready.notified() => false,
+                _ = tick.tick() => true,
+            };
+            self.take_queue();
+            if self.may_try() && (!self.buf.is_empty() || self.spill_pending) {
+                self.flush(all).await;
             }
-            if self.buf.len() > self.opts.memory_max {
-                let keep = self.opts.memory_max / 2;
-                self.spill(self.buf.len() - keep);
-            }
+            self.bound_memory();
         }
-        self.finish(&mut rx).await;
+        self.finish().await;
     }
 
-    fn accept(&mut self, mut ev: SpendEvent) {
-        if let Some(cb) = &self.callbacks {
-            cb.log(&ev);
+    /// Moves what the sink queued into the buffer.
+    fn take_queue(&mut self) {
+        let from = self.buf.len();
+        self.queue.take_into(&mut self.buf);
+        if self.buf.len() == from {
+            return;
         }
-        if !self.opts.store_prompts {
-            ev.messages = None;
-            ev.response = None;
+        let (cb, store_prompts) = (&self.callbacks, self.opts.store_prompts);
+        for ev in self.buf.range_mut(from..) {
+            accept(cb, store_prompts, ev);
         }
-        sanitize(&mut ev);
-        self.buf.push_back(ev);
+        self.gauge();
+    }
+
+    fn gauge(&self) {
         metrics::global()
             .spend_queue
             .store(self.buf.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Above `memory_max` buffered events (the database unreachable, or the writer behind),
+    /// the oldest go to the spill file, down to half.
+    fn bound_memory(&mut self) {
+        if self.buf.len() > self.opts.memory_max {
+            let keep = self.opts.memory_max / 2;
+            self.spill(self.buf.len() - keep);
+        }
     }
 
     fn may_try(&self) -> bool {
         self.store.is_some() && self.retry_at.is_none_or(|t| Instant::now() >= t)
     }
 
-    /// Writes everything buffered, then replays the spill file. Stops at the first failure.
-    async fn flush(&mut self) -> Flush {
-        while !self.buf.is_empty() {
+    /// Writes full batches — and with `all` (the interval tick, shutdown) everything buffered
+    /// when it began — then replays the spill file. Stops at the first failure. A batch is moved
+    /// out of the buffer, not copied, and put back if it could not be written. Events arriving
+    /// meanwhile join the buffer but, short of a full batch, wait for the next tick: writing
+    /// them as they trickle in made transactions of ~20 events, each paying its commit.
+    async fn flush(&mut self, all: bool) -> Flush {
+        self.take_queue();
+        let mut owed = if all { self.buf.len() } else { 0 };
+        loop {
+            self.take_queue();
+            if self.buf.is_empty() || (owed == 0 && self.buf.len() < self.opts.batch_size) {
+                break;
+            }
             let n = self.buf.len().min(self.opts.batch_size);
-            let batch: Vec<SpendEvent> = self.buf.iter().take(n).cloned().collect();
+            owed = owed.saturating_sub(n);
+            let batch: Arc<Vec<SpendEvent>> = Arc::new(self.buf.drain(..n).collect());
+            self.gauge();
             if let Flush::Failed = self.write_checked(&batch).await {
+                let back = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+                for ev in back.into_iter().rev() {
+                    self.buf.push_front(ev);
+                }
+                self.gauge();
+                self.bound_memory();
                 return Flush::Failed;
             }
-            self.buf.drain(..n);
-            metrics::global()
-                .spend_queue
-                .store(self.buf.len() as u64, Ordering::Relaxed);
         }
-        if self.spill_pending {
+        if self.spill_pending && (all || self.buf.len() < self.opts.batch_size) {
             return self.replay().await;
         }
         Flush::Done
@@ -257,7 +286,7 @@ impl Writer {
 
     /// Writes a batch; when the database refuses it, writes its events one by one so only the
     /// culprits are set aside (in the rejected file, never dropped silently).
-    async fn write_checked(&mut self, batch: &[SpendEvent]) -> Flush {
+    async fn write_checked(&mut self, batch: &Arc<Vec<SpendEvent>>) -> Flush {
         match self.write(batch).await {
             Flush::Rejected => {}
             other => return other,
@@ -268,8 +297,8 @@ impl Writer {
                 "spend: the database refused a batch; writing its events one by one"
             );
         }
-        for ev in batch {
-            match self.write(std::slice::from_ref(ev)).await {
+        for ev in batch.iter() {
+            match self.write(&Arc::new(vec![ev.clone()])).await {
                 Flush::Done => {}
                 Flush::Rejected => self.reject(ev),
                 Flush::Failed => return Flush::Failed,
@@ -306,32 +335,49 @@ impl Writer {
         }
     }
 
-    /// One transaction; on failure schedules the retry with backoff.
-    async fn write(&mut self, batch: &[SpendEvent]) -> Flush {
+    /// One transaction; on failure schedules the retry with backoff. While it runs, events
+    /// the sink queues are still taken in (and spilled beyond `memory_max`), so a slow
+    /// database bounds memory rather than growing the queue.
+    async fn write(&mut self, batch: &Arc<Vec<SpendEvent>>) -> Flush {
         let Some(store) = self.store.clone() else {
             return Flush::Failed;
         };
-        let attempt = async {
-            let targets = match self.targets {
+        let known = self.targets;
+        let write_logs = self.opts.write_logs;
+        let events = batch.clone();
+        let attempt = async move {
+            let targets = match known {
                 Some(t) => t,
                 None => store.spend_targets().await?,
             };
             let r = store
-                .write_spend_batch(
-                    batch,
+                .write_spend_events(
+                    events,
                     BatchOptions {
-                        write_logs: self.opts.write_logs,
+                        write_logs,
                         targets,
                     },
                 )
                 .await?;
             Ok::<_, crate::store::StoreError>((targets, r))
         };
+        tokio::pin!(attempt);
+        let deadline = tokio::time::sleep(self.opts.write_timeout);
+        tokio::pin!(deadline);
         let stop = self.stop.clone();
+        let queue = self.queue.clone();
         let interruptible = !self.finishing;
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(self.opts.write_timeout, attempt) => Some(r),
-            _ = stop.cancelled(), if interruptible => None,
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                r = &mut attempt => break Some(Ok(r)),
+                _ = &mut deadline => break Some(Err(())),
+                _ = stop.cancelled(), if interruptible => break None,
+                _ = queue.ready.notified(), if interruptible => {
+                    self.take_queue();
+                    self.bound_memory();
+                }
+            }
         };
         let Some(outcome) = outcome else {
             // Shutting down: the final flush retries this batch (idempotently).
@@ -359,7 +405,7 @@ impl Writer {
             }
             Ok(Err(e)) if is_rejection(&e) => Flush::Rejected,
             Ok(Err(e)) => self.failed(&e.to_string(), batch.len()),
-            Err(_) => self.failed("timed out", batch.len()),
+            Err(()) => self.failed("timed out", batch.len()),
         }
     }
 
@@ -395,7 +441,7 @@ impl Writer {
                 .create(true)
                 .append(true)
                 .open(&self.opts.spill_path)?;
-            let mut w = std::io::BufWriter::new(f);
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
             for ev in self.buf.iter().take(n) {
                 serde_json::to_writer(&mut w, ev)?;
                 w.write_all(b"\n")?;
@@ -410,13 +456,11 @@ impl Writer {
                 metrics::global()
                     .spend_spilled
                     .fetch_add(n as u64, Ordering::Relaxed);
-                metrics::global()
-                    .spend_queue
-                    .store(self.buf.len() as u64, Ordering::Relaxed);
+                self.gauge();
                 tracing::warn!(
                     events = n,
                     path = %self.opts.spill_path.display(),
-                    "spend: database unreachable; events spilled to disk"
+                    "spend: database unreachable or writer behind; events spilled to disk"
                 );
             }
             Err(e) => tracing::error!(
@@ -426,14 +470,26 @@ impl Writer {
         }
     }
 
-    /// Writes the spill file's events; removes the file once all are in.
+    /// Writes the spill file's events; removes the file once all are in. The file is first
+    /// renamed aside (see [`replaying_path`]); a crash mid-replay leaves it to the next start
+    /// (replaying it again is harmless: writes are idempotent).
     async fn replay(&mut self) -> Flush {
-        let file = match std::fs::File::open(&self.opts.spill_path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.spill_pending = false;
-                return Flush::Done;
+        let replaying = replaying_path(&self.opts.spill_path);
+        if !replaying.exists() {
+            match std::fs::rename(&self.opts.spill_path, &replaying) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.spill_pending = false;
+                    return Flush::Done;
+                }
+                Err(e) => {
+                    tracing::error!("spend: cannot set the spill file aside for replay: {e}");
+                    return Flush::Failed;
+                }
             }
+        }
+        let file = match std::fs::File::open(&replaying) {
+            Ok(f) => f,
             Err(e) => {
                 tracing::error!("spend: cannot read the spill file: {e}");
                 return Flush::Failed;
@@ -460,17 +516,21 @@ impl Writer {
             if batch.is_empty() {
                 break;
             }
-            if let Flush::Failed = self.write_checked(&batch).await {
+            let n = batch.len();
+            if let Flush::Failed = self.write_checked(&Arc::new(batch)).await {
                 return Flush::Failed;
             }
-            total += batch.len();
+            total += n;
         }
-        if let Err(e) = std::fs::remove_file(&self.opts.spill_path) {
+        if let Err(e) = std::fs::remove_file(&replaying) {
             tracing::error!("spend: cannot remove the replayed spill file: {e}");
             return Flush::Failed;
         }
-        self.spill_pending = false;
-        metrics::global().spend_spilled.store(0, Ordering::Relaxed);
+        // Spills made during the replay are next.
+        self.spill_pending = self.opts.spill_path.exists();
+        if !self.spill_pending {
+            metrics::global().spend_spilled.store(0, Ordering::Relaxed);
+        }
         tracing::info!(
             events = total,
             "spend: spilled events replayed into the database"
@@ -479,28 +539,30 @@ impl Writer {
     }
 
     /// Shutdown: take everything still coming, write within the budget, spill the rest.
-    async fn finish(mut self, rx: &mut mpsc::Receiver<SpendEvent>) {
+    async fn finish(mut self) {
         self.finishing = true;
-        // Senders that waited on a full channel may still be arriving: read until quiet.
+        // Request tasks still finishing may be recording: wait until the queue is quiet.
         let quiet = Duration::from_millis(200);
         let drain_until = Instant::now() + Duration::from_secs(2);
+        let mut last = self.queue.counts().1;
         while Instant::now() < drain_until {
-            match tokio::time::timeout(quiet, rx.recv()).await {
-                Ok(Some(ev)) => self.accept(ev),
-                Ok(None) | Err(_) => break,
+            tokio::time::sleep(quiet).await;
+            let now = self.queue.counts().1;
+            if now == last {
+                break;
             }
+            last = now;
         }
-        rx.close();
-        while let Ok(ev) = rx.try_recv() {
-            self.accept(ev);
-        }
+        // From here on the sink refuses events; nothing queued before is missed.
+        self.queue.close();
+        self.take_queue();
         let deadline = Instant::now() + self.opts.shutdown_budget;
         if self.store.is_some() {
             loop {
                 self.retry_at = None;
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.opts.write_timeout = left.max(Duration::from_millis(200));
-                if let Flush::Done = self.flush().await {
+                if let Flush::Done = self.flush(true).await {
                     break;
                 }
                 let wait = self
@@ -526,6 +588,19 @@ impl Writer {
             cb.shutdown().await;
         }
     }
+}
+
+/// Prepares an event taken from the queue: callbacks see it, prompts go unless stored, and it
+/// is made storable.
+fn accept(callbacks: &Option<Callbacks>, store_prompts: bool, ev: &mut SpendEvent) {
+    if let Some(cb) = callbacks {
+        cb.log(ev);
+    }
+    if !store_prompts {
+        ev.messages = None;
+        ev.response = None;
+    }
+    sanitize(ev);
 }
 
 /// Makes an event storable on every backend, so no client input can wedge a batch:

@@ -18,6 +18,7 @@ pub mod teams;
 pub mod users;
 
 pub mod spend;
+pub mod spend_sqlite;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the SQLite spend connection (`spend_sqlite`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("unsupported database URL \"{0}\": use postgres://… or sqlite://…")]
     BadUrl(String),
     #[error("{0}")]
@@ -63,12 +67,20 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: spend::MIGRATION_SQL,
         postgres: spend::MIGRATION_SQL,
     },
+    Migration {
+        version: 3,
+        name: "spend_logs: drop the unused call id index; user and end-user indexes partial",
+        sqlite: spend::MIGRATION_3_SQL,
+        postgres: spend::MIGRATION_3_SQL,
+    },
 ];
 
 #[derive(Clone, Debug)]
 pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite on a file: the spend writer's own connection (`spend_sqlite`).
+    pub(crate) spend_db: Option<std::sync::Arc<spend_sqlite::SpendDb>>,
 }
 
 impl Store {
@@ -101,7 +113,17 @@ impl Store {
             })
             .connect(url)
             .await?;
-        let store = Store { pool, backend };
+        let spend_db = match backend {
+            Backend::Sqlite => {
+                spend_sqlite::file_of_url(url).map(|p| spend_sqlite::SpendDb::new(&p))
+            }
+            Backend::Postgres => None,
+        };
+        let store = Store {
+            pool,
+            backend,
+            spend_db,
+        };
         store.migrate().await?;
         Ok(store)
     }

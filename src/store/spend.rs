@@ -84,8 +84,22 @@ CREATE TABLE tollgate_daily_spend (
 CREATE INDEX tollgate_daily_spend_tag_day ON tollgate_daily_spend (tag, day)
 "#;
 
+/// Migration 3: each index is one more B-tree insert per row, the writer's largest cost on
+/// SQLite. No query looks spend logs up by `litellm_call_id` (the writer's clash check reads
+/// by `request_id`, the primary key): dropped. The user and end-user indexes only serve
+/// `"user" = $n` / `end_user = $n` filters, which imply NOT NULL, so both backends still use
+/// them as partial indexes — and rows without a user (most) no longer pay for them. The key,
+/// start-time and primary-key indexes serve `/spend/logs` and retention as before.
+pub const MIGRATION_3_SQL: &str = r#"
+DROP INDEX IF EXISTS tollgate_spend_logs_call_id;
+DROP INDEX IF EXISTS tollgate_spend_logs_user_start;
+CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "startTime") WHERE "user" IS NOT NULL;
+DROP INDEX IF EXISTS tollgate_spend_logs_end_user;
+CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user) WHERE end_user IS NOT NULL
+"#;
+
 /// Columns of `tollgate_spend_logs` written per row, in bind order.
-const LOG_COLUMNS: &[&str] = &[
+pub(super) const LOG_COLUMNS: &[&str] = &[
     "request_id",
     "call_type",
     "api_key",
@@ -227,22 +241,138 @@ pub struct DailyRow {
     pub api_requests: i64,
 }
 
-/// Rollup dimension: (day, api_key, model, team, user, end user, tag).
-type DailyKey = (String, String, String, String, String, String, String);
+/// Rollup dimension: (day number since the epoch, api_key, model, team, user, end user, tag),
+/// borrowed from the events: building it allocates nothing.
+pub(super) type DailyKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+pub(super) const DAY_MS: i64 = 86_400_000;
 
 #[derive(Default)]
-struct DailyAgg {
-    key_alias: Option<String>,
-    model_group: Option<String>,
-    provider: Option<String>,
-    spend: f64,
-    prompt: i64,
-    completion: i64,
-    cached: i64,
-    requests: i64,
-    ok: i64,
-    failed: i64,
+pub(super) struct DailyAgg<'a> {
+    pub key_alias: Option<&'a str>,
+    pub model_group: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub spend: f64,
+    pub prompt: i64,
+    pub completion: i64,
+    pub cached: i64,
+    pub requests: i64,
+    pub ok: i64,
+    pub failed: i64,
 }
+
+/// What a batch's fresh events add: rollup lines and spend totals. Ordered maps, so
+/// concurrent gateways lock rows in the same order and never deadlock.
+#[derive(Default)]
+pub(super) struct Totals<'a> {
+    pub daily: BTreeMap<DailyKey<'a>, DailyAgg<'a>>,
+    pub keys: BTreeMap<&'a str, f64>,
+    pub teams: BTreeMap<&'a str, f64>,
+    pub users: BTreeMap<&'a str, f64>,
+    pub end_users: BTreeMap<&'a str, f64>,
+}
+
+impl<'a> Totals<'a> {
+    pub fn of(fresh: &[&'a SpendEvent]) -> Self {
+        fn non_empty(s: &str) -> Option<&str> {
+            Some(s).filter(|s| !s.is_empty())
+        }
+        let mut t = Totals::default();
+        for ev in fresh {
+            let day = ev.start_ms.div_euclid(DAY_MS);
+            let mut prev = "";
+            let tags = std::iter::once("")
+                .chain(ev.tags.iter().map(String::as_str).filter(|t| !t.is_empty()));
+            for (i, tag) in tags.enumerate() {
+                // Consecutive repeats count once (as `Vec::dedup` did).
+                if i > 0 && tag == prev {
+                    continue;
+                }
+                prev = tag;
+                let k = (
+                    day,
+                    ev.api_key.as_str(),
+                    ev.model.as_str(),
+                    ev.team_id.as_deref().unwrap_or_default(),
+                    ev.user_id.as_deref().unwrap_or_default(),
+                    ev.end_user.as_deref().unwrap_or_default(),
+                    tag,
+                );
+                let a = t.daily.entry(k).or_default();
+                a.key_alias = ev.key_alias.as_deref().or(a.key_alias);
+                a.model_group = non_empty(&ev.model_group).or(a.model_group);
+                a.provider = non_empty(&ev.provider).or(a.provider);
+                a.spend += ev.spend;
+                a.prompt += ev.prompt_tokens as i64;
+                a.completion += ev.completion_tokens as i64;
+                a.cached += ev.cached_tokens as i64;
+                a.requests += 1;
+                if ev.status == "success" {
+                    a.ok += 1;
+                } else {
+                    a.failed += 1;
+                }
+            }
+            if !ev.api_key.is_empty() {
+                *t.keys.entry(&ev.api_key).or_default() += ev.spend;
+            }
+            if let Some(x) = ev.team_id.as_deref().filter(|s| !s.is_empty()) {
+                *t.teams.entry(x).or_default() += ev.spend;
+            }
+            if let Some(x) = ev.user_id.as_deref().filter(|s| !s.is_empty()) {
+                *t.users.entry(x).or_default() += ev.spend;
+            }
+            if let Some(x) = ev.end_user.as_deref().filter(|s| !s.is_empty()) {
+                *t.end_users.entry(x).or_default() += ev.spend;
+            }
+        }
+        t
+    }
+
+    /// `(UPDATE statement, id -> spend)` for each spend-total table that exists.
+    pub fn updates(
+        &self,
+        t: SpendTargets,
+    ) -> impl Iterator<Item = (&'static str, &BTreeMap<&'a str, f64>)> {
+        [
+            (t.keys, KEY_SPEND_SQL, &self.keys),
+            (t.teams, TEAM_SPEND_SQL, &self.teams),
+            (t.users, USER_SPEND_SQL, &self.users),
+        ]
+        .into_iter()
+        .filter(|(on, _, _)| *on)
+        .map(|(_, sql, map)| (sql, map))
+    }
+}
+
+/// The rollup upsert; `$1`…`$19` each appear once, in order, so SQLite numbers them the same.
+pub(super) const DAILY_UPSERT_SQL: &str = "INSERT INTO tollgate_daily_spend (day, api_key, model, team_id, user_id, end_user, tag, key_alias, model_group, custom_llm_provider, spend, prompt_tokens, completion_tokens, total_tokens, cached_tokens, api_requests, successful_requests, failed_requests, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (day, api_key, model, team_id, user_id, end_user, tag) DO UPDATE SET \
+     key_alias = COALESCE(excluded.key_alias, tollgate_daily_spend.key_alias), \
+     model_group = COALESCE(excluded.model_group, tollgate_daily_spend.model_group), \
+     custom_llm_provider = COALESCE(excluded.custom_llm_provider, tollgate_daily_spend.custom_llm_provider), \
+     spend = tollgate_daily_spend.spend + excluded.spend, \
+     prompt_tokens = tollgate_daily_spend.prompt_tokens + excluded.prompt_tokens, \
+     completion_tokens = tollgate_daily_spend.completion_tokens + excluded.completion_tokens, \
+     total_tokens = tollgate_daily_spend.total_tokens + excluded.total_tokens, \
+     cached_tokens = tollgate_daily_spend.cached_tokens + excluded.cached_tokens, \
+     api_requests = tollgate_daily_spend.api_requests + excluded.api_requests, \
+     successful_requests = tollgate_daily_spend.successful_requests + excluded.successful_requests, \
+     failed_requests = tollgate_daily_spend.failed_requests + excluded.failed_requests, \
+     updated_at = excluded.updated_at";
+pub(super) const KEY_SPEND_SQL: &str =
+    "UPDATE tollgate_keys SET spend = spend + $1 WHERE token = $2";
+pub(super) const TEAM_SPEND_SQL: &str =
+    "UPDATE tollgate_teams SET spend = spend + $1 WHERE team_id = $2";
+pub(super) const USER_SPEND_SQL: &str =
+    "UPDATE tollgate_users SET spend = spend + $1 WHERE user_id = $2";
+/// `$3` twice: SQLite gives a repeated name one index, so the binds are $1, $2, $3 on both.
+pub(super) const END_USER_UPSERT_SQL: &str = "INSERT INTO tollgate_end_users (user_id, spend, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+     ON CONFLICT (user_id) DO UPDATE SET spend = tollgate_end_users.spend + excluded.spend";
+/// Who owns a request id already stored (see `is_clash`).
+pub(super) const CALL_ID_SQL: &str =
+    "SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_id = $1";
 
 /// `YYYY-MM-DD` (UTC) of a unix-ms instant.
 pub fn day_of(ms: i64) -> String {
@@ -286,64 +416,98 @@ pub fn row_metadata(ev: &SpendEvent) -> Value {
 /// the sorted order a `serde_json::Value` object prints them), without building a `Value` tree
 /// first. The tree and its printing were 8% of the gateway's instructions per call.
 pub fn row_metadata_text(ev: &SpendEvent) -> String {
-    #[derive(serde::Serialize)]
-    struct Meta<'a> {
-        error_information: &'a Option<Value>,
-        requester_ip_address: &'a Option<String>,
-        requester_metadata: &'a Value,
-        spend_logs_metadata: Option<&'a Value>,
-        status: &'a str,
-        usage_object: UsageObject,
-        user_api_key: &'a str,
-        user_api_key_alias: &'a Option<String>,
-        user_api_key_end_user_id: &'a Option<String>,
-        user_api_key_org_id: (),
-        user_api_key_team_id: &'a Option<String>,
-        user_api_key_user_id: &'a Option<String>,
+    let mut out = Vec::with_capacity(512);
+    write_row_metadata(ev, &mut out);
+    // Only JSON (valid UTF-8) was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`row_metadata_text`] appended to a buffer the caller reuses across rows. Written by hand
+/// (fixed keys as literals, strings copied when they need no escape): serde's struct
+/// serializer through `to_string` was ~16 k instructions per row.
+pub fn write_row_metadata(ev: &SpendEvent, out: &mut Vec<u8>) {
+    fn text(out: &mut Vec<u8>, s: &str) {
+        if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            // Serializing a `&str` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
     }
-    #[derive(serde::Serialize)]
-    struct UsageObject {
-        cache_creation_input_tokens: u64,
-        completion_tokens: u64,
-        completion_tokens_details: Reasoning,
-        prompt_tokens: u64,
-        prompt_tokens_details: Cached,
-        total_tokens: u64,
+    fn opt_text(out: &mut Vec<u8>, s: &Option<String>) {
+        match s {
+            Some(s) => text(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
     }
-    #[derive(serde::Serialize)]
-    struct Reasoning {
-        reasoning_tokens: u64,
+    fn value(out: &mut Vec<u8>, v: Option<&Value>) {
+        match v {
+            None | Some(Value::Null) => out.extend_from_slice(b"null"),
+            Some(Value::Object(m)) if m.is_empty() => out.extend_from_slice(b"{}"),
+            Some(v) => {
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+        }
     }
-    #[derive(serde::Serialize)]
-    struct Cached {
-        cached_tokens: u64,
+    fn num(out: &mut Vec<u8>, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[i..]);
     }
-    let meta = Meta {
-        error_information: &ev.error,
-        requester_ip_address: &ev.requester_ip,
-        requester_metadata: &ev.metadata,
-        spend_logs_metadata: ev.metadata.get("spend_logs_metadata"),
-        status: &ev.status,
-        usage_object: UsageObject {
-            cache_creation_input_tokens: ev.cache_creation_tokens,
-            completion_tokens: ev.completion_tokens,
-            completion_tokens_details: Reasoning {
-                reasoning_tokens: ev.reasoning_tokens,
-            },
-            prompt_tokens: ev.prompt_tokens,
-            prompt_tokens_details: Cached {
-                cached_tokens: ev.cached_tokens,
-            },
-            total_tokens: ev.prompt_tokens + ev.completion_tokens,
-        },
-        user_api_key: &ev.api_key,
-        user_api_key_alias: &ev.key_alias,
-        user_api_key_end_user_id: &ev.end_user,
-        user_api_key_org_id: (),
-        user_api_key_team_id: &ev.team_id,
-        user_api_key_user_id: &ev.user_id,
-    };
-    serde_json::to_string(&meta).unwrap_or_else(|_| row_metadata(ev).to_string())
+    out.extend_from_slice(b"{\"error_information\":");
+    value(out, ev.error.as_ref());
+    out.extend_from_slice(b",\"requester_ip_address\":");
+    opt_text(out, &ev.requester_ip);
+    out.extend_from_slice(b",\"requester_metadata\":");
+    value(out, Some(&ev.metadata));
+    out.extend_from_slice(b",\"spend_logs_metadata\":");
+    value(out, ev.metadata.get("spend_logs_metadata"));
+    out.extend_from_slice(b",\"status\":");
+    text(out, &ev.status);
+    out.extend_from_slice(b",\"usage_object\":{\"cache_creation_input_tokens\":");
+    num(out, ev.cache_creation_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    num(out, ev.completion_tokens);
+    out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+    num(out, ev.reasoning_tokens);
+    out.extend_from_slice(b"},\"prompt_tokens\":");
+    num(out, ev.prompt_tokens);
+    out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+    num(out, ev.cached_tokens);
+    out.extend_from_slice(b"},\"total_tokens\":");
+    num(out, ev.prompt_tokens + ev.completion_tokens);
+    out.extend_from_slice(b"},\"user_api_key\":");
+    text(out, &ev.api_key);
+    out.extend_from_slice(b",\"user_api_key_alias\":");
+    opt_text(out, &ev.key_alias);
+    out.extend_from_slice(b",\"user_api_key_end_user_id\":");
+    opt_text(out, &ev.end_user);
+    out.extend_from_slice(b",\"user_api_key_org_id\":null,\"user_api_key_team_id\":");
+    opt_text(out, &ev.team_id);
+    out.extend_from_slice(b",\"user_api_key_user_id\":");
+    opt_text(out, &ev.user_id);
+    out.push(b'}');
+}
+
+/// `request_tags` as stored: a JSON list.
+pub(super) fn tags_text(tags: &[String]) -> std::borrow::Cow<'static, str> {
+    if tags.is_empty() {
+        "[]".into()
+    } else {
+        serde_json::to_string(tags)
+            .unwrap_or_else(|_| "[]".into())
+            .into()
+    }
 }
 
 impl Store {
@@ -369,6 +533,37 @@ impl Store {
     /// Writes a batch of spend events in one transaction: the rows (unless disabled), the
     /// daily rollup and the spend totals, counting each request id once ever.
     pub async fn write_spend_batch(
+        &self,
+        events: &[SpendEvent],
+        opts: BatchOptions,
+    ) -> Result<BatchResult, StoreError> {
+        if self.spend_db.is_some() {
+            return self
+                .write_spend_events(std::sync::Arc::new(events.to_vec()), opts)
+                .await;
+        }
+        self.write_spend_batch_sqlx(events, opts).await
+    }
+
+    /// [`Store::write_spend_batch`] for a batch the caller shares rather than lends (the
+    /// writer: no copy of the events). On a SQLite file it runs on the dedicated connection in
+    /// a blocking thread; if this future is dropped (a timeout), that write still ends on its
+    /// own, committed or not, and a retry is idempotent.
+    pub async fn write_spend_events(
+        &self,
+        events: std::sync::Arc<Vec<SpendEvent>>,
+        opts: BatchOptions,
+    ) -> Result<BatchResult, StoreError> {
+        let Some(db) = self.spend_db.clone() else {
+            return self.write_spend_batch_sqlx(&events, opts).await;
+        };
+        tokio::task::spawn_blocking(move || db.write(&events, opts))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("spend write task failed: {e}")))?
+    }
+
+    /// The sqlx path: PostgreSQL, and SQLite in memory.
+    async fn write_spend_batch_sqlx(
         &self,
         events: &[SpendEvent],
         opts: BatchOptions,
@@ -408,116 +603,32 @@ impl Store {
             fresh.retain(|e| seen.insert((e.request_id.as_str(), e.call_id.as_str())));
         }
 
-        let mut daily: BTreeMap<DailyKey, DailyAgg> = BTreeMap::new();
-        // Ordered, so concurrent gateways lock rows in the same order and never deadlock.
-        let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
-        let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
-        let mut users: BTreeMap<&str, f64> = BTreeMap::new();
-        let mut end_users: BTreeMap<&str, f64> = BTreeMap::new();
-        for ev in &fresh {
-            let day = day_of(ev.start_ms);
-            let mut tags: Vec<&str> = vec![""];
-            tags.extend(ev.tags.iter().map(String::as_str).filter(|t| !t.is_empty()));
-            tags.dedup();
-            for tag in tags {
-                let k = (
-                    day.clone(),
-                    ev.api_key.clone(),
-                    ev.model.clone(),
-                    ev.team_id.clone().unwrap_or_default(),
-                    ev.user_id.clone().unwrap_or_default(),
-                    ev.end_user.clone().unwrap_or_default(),
-                    tag.to_owned(),
-                );
-                let a = daily.entry(k).or_default();
-                a.key_alias = ev.key_alias.clone().or(a.key_alias.take());
-                a.model_group = opt(&Some(ev.model_group.clone())).or(a.model_group.take());
-                a.provider = opt(&Some(ev.provider.clone())).or(a.provider.take());
-                a.spend += ev.spend;
-                a.prompt += ev.prompt_tokens as i64;
-                a.completion += ev.completion_tokens as i64;
-                a.cached += ev.cached_tokens as i64;
-                a.requests += 1;
-                if ev.status == "success" {
-                    a.ok += 1;
-                } else {
-                    a.failed += 1;
-                }
-            }
-            if !ev.api_key.is_empty() {
-                *keys.entry(&ev.api_key).or_default() += ev.spend;
-            }
-            if let Some(t) = ev.team_id.as_deref().filter(|s| !s.is_empty()) {
-                *teams.entry(t).or_default() += ev.spend;
-            }
-            if let Some(u) = ev.user_id.as_deref().filter(|s| !s.is_empty()) {
-                *users.entry(u).or_default() += ev.spend;
-            }
-            if let Some(u) = ev.end_user.as_deref().filter(|s| !s.is_empty()) {
-                *end_users.entry(u).or_default() += ev.spend;
-            }
+        let totals = Totals::of(&fresh);
+        for (k, a) in &totals.daily {
+            sqlx::query(DAILY_UPSERT_SQL)
+                .bind(day_of(k.0 * DAY_MS))
+                .bind(k.1)
+                .bind(k.2)
+                .bind(k.3)
+                .bind(k.4)
+                .bind(k.5)
+                .bind(k.6)
+                .bind(a.key_alias.map(str::to_owned))
+                .bind(a.model_group.map(str::to_owned))
+                .bind(a.provider.map(str::to_owned))
+                .bind(a.spend)
+                .bind(a.prompt)
+                .bind(a.completion)
+                .bind(a.prompt + a.completion)
+                .bind(a.cached)
+                .bind(a.requests)
+                .bind(a.ok)
+                .bind(a.failed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
-        for (k, a) in &daily {
-            sqlx::query(
-                "INSERT INTO tollgate_daily_spend (day, api_key, model, team_id, user_id, end_user, tag, key_alias, model_group, custom_llm_provider, spend, prompt_tokens, completion_tokens, total_tokens, cached_tokens, api_requests, successful_requests, failed_requests, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-                 ON CONFLICT (day, api_key, model, team_id, user_id, end_user, tag) DO UPDATE SET \
-                 key_alias = COALESCE(excluded.key_alias, tollgate_daily_spend.key_alias), \
-                 model_group = COALESCE(excluded.model_group, tollgate_daily_spend.model_group), \
-                 custom_llm_provider = COALESCE(excluded.custom_llm_provider, tollgate_daily_spend.custom_llm_provider), \
-                 spend = tollgate_daily_spend.spend + excluded.spend, \
-                 prompt_tokens = tollgate_daily_spend.prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = tollgate_daily_spend.completion_tokens + excluded.completion_tokens, \
-                 total_tokens = tollgate_daily_spend.total_tokens + excluded.total_tokens, \
-                 cached_tokens = tollgate_daily_spend.cached_tokens + excluded.cached_tokens, \
-                 api_requests = tollgate_daily_spend.api_requests + excluded.api_requests, \
-                 successful_requests = tollgate_daily_spend.successful_requests + excluded.successful_requests, \
-                 failed_requests = tollgate_daily_spend.failed_requests + excluded.failed_requests, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(&k.0)
-            .bind(&k.1)
-            .bind(&k.2)
-            .bind(&k.3)
-            .bind(&k.4)
-            .bind(&k.5)
-            .bind(&k.6)
-            .bind(a.key_alias.clone())
-            .bind(a.model_group.clone())
-            .bind(a.provider.clone())
-            .bind(a.spend)
-            .bind(a.prompt)
-            .bind(a.completion)
-            .bind(a.prompt + a.completion)
-            .bind(a.cached)
-            .bind(a.requests)
-            .bind(a.ok)
-            .bind(a.failed)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let t = opts.targets;
-        for (on, sql, map) in [
-            (
-                t.keys,
-                "UPDATE tollgate_keys SET spend = spend + $1 WHERE token = $2",
-                &keys,
-            ),
-            (
-                t.teams,
-                "UPDATE tollgate_teams SET spend = spend + $1 WHERE team_id = $2",
-                &teams,
-            ),
-            (
-                t.users,
-                "UPDATE tollgate_users SET spend = spend + $1 WHERE user_id = $2",
-                &users,
-            ),
-        ] {
-            if !on {
-                continue;
-            }
+        for (sql, map) in totals.updates(opts.targets) {
             for (id, spend) in map {
                 sqlx::query(sql)
                     .bind(*spend)
@@ -526,17 +637,14 @@ impl Store {
                     .await?;
             }
         }
-        if t.end_users {
-            for (id, spend) in &end_users {
-                sqlx::query(
-                    "INSERT INTO tollgate_end_users (user_id, spend, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-                     ON CONFLICT (user_id) DO UPDATE SET spend = tollgate_end_users.spend + excluded.spend",
-                )
-                .bind(*id)
-                .bind(*spend)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        if opts.targets.end_users {
+            for (id, spend) in &totals.end_users {
+                sqlx::query(END_USER_UPSERT_SQL)
+                    .bind(*id)
+                    .bind(*spend)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -743,7 +851,7 @@ async fn is_clash(
     if ev.call_id.is_empty() || ev.call_id == ev.request_id {
         return Ok(false);
     }
-    let row = sqlx::query("SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_id = $1")
+    let row = sqlx::query(CALL_ID_SQL)
         .bind(ev.request_id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
@@ -815,7 +923,7 @@ async fn insert_rows(
             .bind(opt(&ev.user_id))
             .bind(row_metadata_text(ev))
             .bind(if ev.cache_hit { "True" } else { "False" })
-            .bind(serde_json::to_string(&ev.tags).unwrap_or_else(|_| "[]".into()))
+            .bind(tags_text(&ev.tags).into_owned())
             .bind(opt(&ev.team_id))
             .bind(opt(&ev.end_user))
             .bind(opt(&ev.requester_ip))
@@ -914,7 +1022,15 @@ pub(crate) mod tests {
         assert_eq!(row_metadata_text(&ev), row_metadata(&ev).to_string());
         let ev = SpendEvent::default();
         assert_eq!(row_metadata_text(&ev), row_metadata(&ev).to_string());
+        let mut ev = event("r2", "ha\"sh\n\u{1}", 0.5, 1_000);
+        ev.team_id = Some("t\\eam é".into());
+        ev.error = Some(Value::Null);
+        ev.metadata = json!({"spend_logs_metadata": null, "x": 1.5});
+        ev.prompt_tokens = u64::from(u32::MAX) * 3;
+        assert_eq!(row_metadata_text(&ev), row_metadata(&ev).to_string());
         let tags = vec!["a\"b".to_owned(), "c".to_owned()];
+        assert_eq!(tags_text(&tags), Value::from(tags.clone()).to_string());
+        assert_eq!(tags_text(&[]), "[]");
         assert_eq!(
             serde_json::to_string(&tags).unwrap(),
             Value::from(tags.clone()).to_string()
