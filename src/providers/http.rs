@@ -32,7 +32,8 @@ pub struct Client {
 
 #[derive(Clone, Debug)]
 enum Transport {
-    Direct(PooledClient<Connector, Full<Bytes>>),
+    /// Boxed: the pooled client is a few hundred bytes, reqwest's handle one pointer.
+    Direct(Box<PooledClient<Connector, Full<Bytes>>>),
     /// A proxy is configured in the environment.
     Proxied(reqwest::Client),
 }
@@ -68,7 +69,7 @@ impl Client {
             .pool_max_idle_per_host(256)
             .build(https);
         Ok(Client {
-            transport: Transport::Direct(pooled),
+            transport: Transport::Direct(Box::new(pooled)),
         })
     }
 

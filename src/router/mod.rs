@@ -122,7 +122,7 @@ pub struct Attempt {
 
 /// The outcome of a routed call.
 pub enum Outcome {
-    Reply(ChatReply),
+    Reply(Box<ChatReply>),
     Stream(ChunkStream),
 }
 
@@ -313,12 +313,17 @@ impl Router {
                         if stream {
                             mock.chat_stream(call, opts).await.map(Outcome::Stream)
                         } else {
-                            mock.chat(call, opts).await.map(Outcome::Reply)
+                            mock.chat(call, opts)
+                                .await
+                                .map(|r| Outcome::Reply(Box::new(r)))
                         }
                     } else if stream {
                         provider.chat_stream(call, opts).await.map(Outcome::Stream)
                     } else {
-                        provider.chat(call, opts).await.map(Outcome::Reply)
+                        provider
+                            .chat(call, opts)
+                            .await
+                            .map(|r| Outcome::Reply(Box::new(r)))
                     }
                 }
             },

@@ -112,9 +112,9 @@ impl Anthropic {
         };
         for name in wire::FORWARDED_HEADERS {
             if let Some(v) = forwarded(name) {
-                rb = rb.header(*name, v);
+                rb = rb.header(name, v);
             } else if *name == "anthropic-version" {
-                rb = rb.header(*name, wire::API_VERSION);
+                rb = rb.header(name, wire::API_VERSION);
             }
         }
         for (k, v) in self.headers.iter().chain(extra) {
