@@ -3,8 +3,9 @@
 //!
 //! Behaviour is chosen by the requested model name, so one mock serves every scenario:
 //! `…fail-500…` answers 500, `…fail-429…` answers 429, `…slow…` waits two seconds, `…tool…`
-//! asks for a tool call. It keeps the last requests it received (bounded) at `GET /__requests`
-//! so tests can check what the gateway sent.
+//! asks for a tool call, `…same-id…` gives every answer the same id (as some OpenAI-compatible
+//! servers do; otherwise ids are unique, like OpenAI's). It keeps the last requests it received
+//! (bounded) at `GET /__requests` so tests can check what the gateway sent.
 
 pub mod anthropic;
 mod openai;

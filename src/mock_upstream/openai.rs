@@ -62,7 +62,14 @@ pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) 
     let prompt = prompt_tokens(&req);
     let completion = 7u64;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
-    let id = "chatcmpl-mock";
+    // Unique per answer, as OpenAI's are; a model named `…same-id…` reuses one id (some
+    // OpenAI-compatible servers do) to exercise the spend log's handling of that.
+    let id = if model.contains("same-id") {
+        "chatcmpl-mock".to_owned()
+    } else {
+        format!("chatcmpl-mock-{:016x}", rand::random::<u64>())
+    };
+    let id = id.as_str();
     let turn = Turn::of(&model, &req);
     if req["stream"].as_bool() == Some(true) {
         let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
