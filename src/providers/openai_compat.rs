@@ -304,8 +304,12 @@ fn map_event(data: Bytes, provider: &str) -> Mapped {
         return Mapped::Done;
     }
     // Only chunks that mention usage or error need parsing; content chunks pass untouched.
-    let mentions = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
-    let (usage, usage_only) = if mentions(b"\"usage\"") || mentions(b"\"error\"") {
+    // The searchers are built once: building one costs more than searching a small chunk.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    static ERROR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
+    let (usage, usage_only) = if USAGE.find(&data).is_some() || ERROR.find(&data).is_some() {
         match serde_json::from_slice::<ChunkPeek>(&data) {
             Ok(peek) => {
                 if let Some(err) = peek.error {

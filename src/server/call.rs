@@ -274,11 +274,19 @@ impl Drop for CallRecord {
 /// streamed call's instructions. A key inside a string value cannot match: its quotes are
 /// escaped there.
 fn delta_text_len(json: &[u8]) -> usize {
+    // Built once: constructing a searcher costs more than running it on a small chunk.
+    static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memchr::memmem::Finder::new(b"\"content\":"),
+                memchr::memmem::Finder::new(b"\"reasoning_content\":"),
+            ]
+        });
     let mut total = 0;
-    for key in [&b"\"content\":"[..], b"\"reasoning_content\":"] {
+    for key in KEYS.iter() {
         let mut rest = json;
-        while let Some(i) = memchr::memmem::find(rest, key) {
-            let value = rest[i + key.len()..].trim_ascii_start();
+        while let Some(i) = key.find(rest) {
+            let value = rest[i + key.needle().len()..].trim_ascii_start();
             let Some(body) = value.strip_prefix(b"\"") else {
                 rest = value;
                 continue;
@@ -433,8 +441,14 @@ mod tests {
         // A tool call whose arguments mention a content key: escaped quotes, no match.
         let tool = br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"content\":\"x\"}"}}]}}]}"#;
         assert_eq!(delta_text_len(tool), 0);
-        assert_eq!(delta_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#), 0);
-        assert_eq!(delta_text_len(br#"{"choices":[{"delta":{"content":"unterminated"#), 12);
+        assert_eq!(
+            delta_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#),
+            0
+        );
+        assert_eq!(
+            delta_text_len(br#"{"choices":[{"delta":{"content":"unterminated"#),
+            12
+        );
     }
 
     #[test]

@@ -346,7 +346,10 @@ pub fn peek_event_usage(data: &[u8]) -> Option<(bool, Usage)> {
         #[serde(default)]
         usage: Option<Usage>,
     }
-    memchr::memmem::find(data, b"\"usage\"")?;
+    // Built once: building a searcher costs more than searching one event.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    USAGE.find(data)?;
     let p: Peek = serde_json::from_slice(data).ok()?;
     match p.kind.as_str() {
         "message_start" => p.message.and_then(|m| m.usage).map(|u| (true, u)),

@@ -34,8 +34,9 @@ impl SseDecoder {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
         while let Some((end, sep_len)) = find_event_end(&self.buf) {
-            let raw = self.buf.split_to(end + sep_len);
-            if let Some(ev) = parse_event(&raw[..end]) {
+            // Frozen, not copied: a single `data:` line becomes the event's data as a slice.
+            let raw = self.buf.split_to(end + sep_len).freeze();
+            if let Some(ev) = parse_event(raw.slice(..end)) {
                 out.push(ev);
             }
         }
@@ -47,12 +48,12 @@ impl SseDecoder {
 
     /// Whatever is left when the upstream closes: a last event without its blank line.
     pub fn finish(&mut self) -> Option<SseEvent> {
-        let raw = std::mem::take(&mut self.buf);
-        let trimmed = trim_trailing_newlines(&raw);
-        if trimmed.is_empty() {
+        let raw = std::mem::take(&mut self.buf).freeze();
+        let len = trim_trailing_newlines(&raw).len();
+        if len == 0 {
             None
         } else {
-            parse_event(trimmed)
+            parse_event(raw.slice(..len))
         }
     }
 }
@@ -84,40 +85,59 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn parse_event(raw: &[u8]) -> Option<SseEvent> {
+fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let mut event = None;
-    let mut data: Option<BytesMut> = None;
-    for line in raw.split(|&c| c == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // The first `data:` line as a range of `raw`; later ones joined into `joined`.
+    let mut first: Option<std::ops::Range<usize>> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut start = 0;
+    while start <= raw.len() {
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i);
+        let line_end = if end > start && raw[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let line = &raw[start..line_end];
+        let line_start = start;
+        start = end + 1;
         if line.is_empty() || line[0] == b':' {
             continue;
         }
         let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                let v = i + 1 + usize::from(line.get(i + 1) == Some(&b' '));
+                (&line[..i], line_start + v..line_end)
             }
-            None => (line, &b""[..]),
+            None => (line, line_end..line_end),
         };
         match field {
-            b"event" => event = Some(String::from_utf8_lossy(value).into_owned()),
-            b"data" => {
-                let d = data.get_or_insert_with(BytesMut::new);
-                if !d.is_empty() {
+            b"event" => event = Some(String::from_utf8_lossy(&raw[value]).into_owned()),
+            b"data" => match (&first, &mut joined) {
+                (None, _) => first = Some(value),
+                (Some(f), None) => {
+                    let mut d = BytesMut::from(&raw[f.clone()]);
                     d.extend_from_slice(b"\n");
+                    d.extend_from_slice(&raw[value]);
+                    joined = Some(d);
                 }
-                d.extend_from_slice(value);
-            }
+                (Some(_), Some(d)) => {
+                    d.extend_from_slice(b"\n");
+                    d.extend_from_slice(&raw[value]);
+                }
+            },
             _ => {}
         }
     }
-    if event.is_none() && data.is_none() {
+    if event.is_none() && first.is_none() {
         return None;
     }
-    Some(SseEvent {
-        event,
-        data: data.map(BytesMut::freeze).unwrap_or_default(),
-    })
+    let data = match (joined, first) {
+        (Some(d), _) => d.freeze(),
+        (None, Some(r)) => raw.slice(r),
+        (None, None) => Bytes::new(),
+    };
+    Some(SseEvent { event, data })
 }
 
 /// `data: {json}\n\n` as one buffer.
@@ -145,6 +165,35 @@ pub const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_fields_comments_crlf_and_multiline_data() {
+        let mut d = SseDecoder::new();
+        let evs = d
+            .push(b": keep-alive\r\nevent: message_start\r\ndata:{\"a\":1}\r\n\r\ndata: one\ndata:two\ndata: three\n\nid: 7\n\n")
+            .unwrap();
+        assert_eq!(
+            evs,
+            vec![
+                SseEvent {
+                    event: Some("message_start".into()),
+                    data: Bytes::from_static(b"{\"a\":1}"),
+                },
+                SseEvent {
+                    event: None,
+                    data: Bytes::from_static(b"one\ntwo\nthree"),
+                },
+            ]
+        );
+        assert_eq!(d.push(b"data: [DONE]").unwrap(), vec![]);
+        assert_eq!(
+            d.finish(),
+            Some(SseEvent {
+                event: None,
+                data: Bytes::from_static(b"[DONE]"),
+            })
+        );
+    }
 
     #[test]
     fn splits_events_across_arbitrary_chunks() {
