@@ -209,8 +209,8 @@ impl Gateway {
                 crate::store::Backend::Postgres => "PostgreSQL",
             }
         );
-        let client =
-            http::Client::new().map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
+        let client = http::Client::new(&cfg.env)
+            .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
         let (spend, rx) = SpendSink::channel(SPEND_CHANNEL);
         let tasks = crate::spend::writer::start(rx, Some(store.clone()), &cfg);
         let auth = Auth::start(&cfg, store.clone(), Arc::new(crate::auth::SystemClock))

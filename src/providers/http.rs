@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 
+use crate::config::Env;
 use crate::error::ApiError;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -42,11 +43,11 @@ enum Transport {
 const PROXY_VARS: &[&str] = &["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"];
 
 impl Client {
-    pub fn new() -> Result<Self, String> {
+    pub fn new(env: &Env) -> Result<Self, String> {
         let proxied = PROXY_VARS.iter().any(|v| {
             [v.to_string(), v.to_ascii_lowercase()]
                 .iter()
-                .any(|k| std::env::var(k).is_ok_and(|s| !s.trim().is_empty()))
+                .any(|k| env.get(k).is_some_and(|s| !s.trim().is_empty()))
         });
         if proxied {
             tracing::info!("outbound proxy configured in the environment; upstream calls use it");
@@ -509,6 +510,39 @@ mod tests {
         assert_eq!(e.status.as_u16(), 529);
         assert_eq!(e.kind, "overloaded_error");
         assert!(e.retryable);
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_selects_the_proxy_capable_transport() {
+        let direct = Client::new(&Env::from_map([("PATH", "/bin")])).unwrap();
+        assert!(matches!(direct.transport, Transport::Direct(_)));
+        for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"] {
+            let c = Client::new(&Env::from_map([(var, "http://127.0.0.1:3128")])).unwrap();
+            assert!(matches!(c.transport, Transport::Proxied(_)), "{var}");
+        }
+        let blank = Client::new(&Env::from_map([("HTTP_PROXY", " ")])).unwrap();
+        assert!(matches!(blank.transport, Transport::Direct(_)));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_retryable_connection_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(&Env::from_map([("PATH", "/bin")])).unwrap();
+        let req = Request::post_json_to(&format!("http://127.0.0.1:{port}/v1/x"), "{}");
+        let Err(e) = send(&c, req, Duration::from_secs(5), "openai").await else {
+            panic!("a closed port answered");
+        };
+        assert_eq!(e.status.as_u16(), 500);
+        assert!(e.retryable);
+        assert!(
+            e.message.contains("could not connect to openai"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

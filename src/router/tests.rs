@@ -3,7 +3,7 @@ use crate::config::{Env, parse};
 
 fn router(yaml: &str) -> Router {
     let cfg = parse(yaml, Env::from_map::<[(&str, &str); 0], &str, &str>([])).unwrap();
-    let mut r = Router::new(&cfg, http::Client::new().unwrap());
+    let mut r = Router::new(&cfg, http::Client::new(&cfg.env).unwrap());
     r.backoff_base = Duration::from_millis(1);
     r
 }
