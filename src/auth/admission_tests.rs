@@ -200,7 +200,7 @@ async fn rpm_tpm_and_parallel_limits() {
 
     let c = caller(&f.auth, "sk-rl").await.unwrap();
     let a = f.auth.admit(&c, &facts(0.0)).await.unwrap();
-    let h: std::collections::HashMap<_, _> = a.response_headers().into_iter().collect();
+    let h: std::collections::HashMap<_, _> = a.response_headers().iter().cloned().collect();
     assert_eq!(h["x-ratelimit-limit-requests"], "2");
     assert_eq!(h["x-ratelimit-remaining-requests"], "1");
     assert_eq!(h["x-ratelimit-limit-tokens"], "25");

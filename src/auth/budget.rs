@@ -349,6 +349,9 @@ pub struct Admission {
     pub(crate) tokens: Vec<(String, f64)>,
     pub(crate) parallel: Vec<String>,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// The key's spend before this call, for `x-litellm-key-spend` (which includes the call,
+    /// so it is formatted once the cost is known).
+    pub(crate) key_spend: Option<f64>,
     pub(crate) settled: bool,
 }
 
@@ -385,9 +388,15 @@ impl Admission {
         self.apply(deltas);
     }
 
-    /// `x-litellm-key-spend`, `x-litellm-key-max-budget` and `x-ratelimit-*` for the response.
-    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
-        self.headers.clone()
+    /// `x-litellm-key-max-budget`, `x-ratelimit-*` and the like for the response; the key's
+    /// spend is [`Admission::key_spend`].
+    pub fn response_headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
+    /// The key's spend before this call (the key has a spend counter).
+    pub fn key_spend(&self) -> Option<f64> {
+        self.key_spend
     }
 
     fn apply(&self, deltas: Vec<(String, f64)>) {

@@ -46,7 +46,7 @@ pub const KEY_HEADERS: &[&str] = &[
 /// to be hashes already.
 pub fn hash_token(key: &str) -> String {
     if key.starts_with("sk-") {
-        hex::encode(Sha256::digest(key.as_bytes()))
+        hex_lower(&Sha256::digest(key.as_bytes()))
     } else {
         key.to_owned()
     }
@@ -730,7 +730,7 @@ impl Auth {
                 Role::Spend { .. } | Role::ModelSpend { .. } => {
                     adm.spend.push((slot.key.clone(), slot.amount));
                     if *kind == Kind::Key && matches!(role, Role::Spend { .. }) {
-                        adm.headers.push(("x-litellm-key-spend", format!("{b}")));
+                        adm.key_spend = Some(b);
                     }
                 }
                 Role::Tpm { limit, .. } => {
@@ -855,7 +855,19 @@ impl Background {
 }
 
 fn hex_sha(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    hex_lower(&Sha256::digest(s.as_bytes()))
+}
+
+/// Lower-case hex; `hex::encode` collects an iterator of chars (~2 k instructions per key hash,
+/// on every call).
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// The last characters of a key, the only part ever echoed.

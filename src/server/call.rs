@@ -223,13 +223,16 @@ impl CallRecord {
             put(&mut h, COST, &format!("{c}"));
         }
         if let Some(adm) = &self.admission {
-            for (k, v) in adm.response_headers() {
+            if let Some(before) = adm.key_spend() {
                 // LiteLLM's key spend includes the call being answered.
-                let v = match (k, cost, v.parse::<f64>()) {
-                    ("x-litellm-key-spend", Some(c), Ok(before)) => format!("{}", before + c),
-                    _ => v,
-                };
-                put(&mut h, HeaderName::from_static(k), &v);
+                put(
+                    &mut h,
+                    KEY_SPEND,
+                    &format!("{}", before + cost.unwrap_or(0.0)),
+                );
+            }
+            for (k, v) in adm.response_headers() {
+                put(&mut h, HeaderName::from_static(k), v);
             }
         }
         h
@@ -238,8 +241,16 @@ impl CallRecord {
 
 /// A duration in milliseconds with three decimals (`1.234`), without float formatting.
 fn millis(d: std::time::Duration) -> String {
+    use std::fmt::Write;
     let us = d.as_micros();
-    format!("{}.{:03}", us / 1000, us % 1000)
+    let (whole, frac) = (us / 1000, (us % 1000) as u16);
+    let mut s = String::with_capacity(12);
+    let _ = write!(s, "{whole}");
+    s.push('.');
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        s.push(char::from(b'0' + digit as u8));
+    }
+    s
 }
 
 const CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
@@ -252,6 +263,7 @@ const FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallb
 const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
 const RESPONSE_MS: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
 const COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
