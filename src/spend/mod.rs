@@ -80,6 +80,8 @@ pub struct SpendQueue {
     /// Wakes the writer.
     pub(crate) ready: Notify,
     wake_every: AtomicUsize,
+    /// Where events recorded after shutdown closed the queue go (set by the writer).
+    spill_path: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +100,7 @@ impl SpendSink {
             inner: Mutex::new(QueueInner::default()),
             ready: Notify::new(),
             wake_every: AtomicUsize::new(wake_every.max(1)),
+            spill_path: std::sync::OnceLock::new(),
         });
         (SpendSink { q: q.clone() }, q)
     }
@@ -109,7 +112,22 @@ impl SpendSink {
             let mut q = self.q.lock();
             if q.closed {
                 drop(q);
-                tracing::error!(request_id = %ev.request_id, "spend writer is gone; event not recorded");
+                // A request that outlived the shutdown drain: straight to the spill file,
+                // which the next start replays.
+                let kept = self.q.spill_path.get().map(|p| {
+                    writer::append_events(p, std::iter::once(&ev)).map_err(|e| e.to_string())
+                });
+                match kept {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => tracing::error!(
+                        request_id = %ev.request_id,
+                        "spend writer is gone and the spill file cannot be written ({e}); event not recorded"
+                    ),
+                    None => tracing::error!(
+                        request_id = %ev.request_id,
+                        "spend writer is gone; event not recorded"
+                    ),
+                }
                 return;
             }
             q.events.push(ev);
@@ -125,6 +143,10 @@ impl SpendSink {
 impl SpendQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_spill_path(&self, path: std::path::PathBuf) {
+        let _ = self.spill_path.set(path);
     }
 
     pub(crate) fn set_wake_every(&self, n: usize) {

@@ -59,13 +59,17 @@ impl WriterOptions {
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::app::default_sqlite_path(cfg).with_file_name(SPILL_FILE));
         let num = |k: &str| cfg.env.get(k).and_then(|v| v.parse::<usize>().ok());
+        let batch_size = num("TOLLGATE_SPEND_BATCH_SIZE").unwrap_or(1000).max(1);
         WriterOptions {
             interval: cfg
                 .general
                 .proxy_batch_write_at
                 .max(Duration::from_millis(10)),
-            batch_size: num("TOLLGATE_SPEND_BATCH_SIZE").unwrap_or(1000).max(1),
-            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX").unwrap_or(5_000).max(1),
+            batch_size,
+            // Below two batches, a full batch could never wait in memory: all would spill.
+            memory_max: num("TOLLGATE_SPEND_MEMORY_MAX")
+                .unwrap_or(5_000)
+                .max(2 * batch_size),
             spill_path,
             write_logs: !cfg.general.disable_spend_logs,
             store_prompts: cfg.general.store_prompts_in_spend_logs,
@@ -104,6 +108,7 @@ pub fn start_with(
 ) -> WriterHandle {
     let stop = CancellationToken::new();
     queue.set_wake_every(opts.batch_size);
+    queue.set_spill_path(opts.spill_path.clone());
     let w = Writer {
         stop: stop.clone(),
         finishing: false,
@@ -177,7 +182,9 @@ fn is_rejection(e: &crate::store::StoreError) -> bool {
     match code.parse::<u32>() {
         // SQLite (extended) result codes: constraint, mismatch, range.
         Ok(n) if !code.starts_with("22") && !code.starts_with("23") => {
-            matches!(n & 0xff, 19 | 20 | 25)
+            // Constraint and datatype mismatch; not RANGE (a bind-index bug: an outage to
+            // retry, not data to set aside).
+            matches!(n & 0xff, 19 | 20)
         }
         // PostgreSQL SQLSTATE classes 22 (data exception) and 23 (integrity constraint).
         _ => code.starts_with("22") || code.starts_with("23"),
@@ -278,7 +285,9 @@ impl Writer {
                 return Flush::Failed;
             }
         }
-        if self.spill_pending && (all || self.buf.len() < self.opts.batch_size) {
+        // Not at shutdown: a large spill file would outlast the shutdown budget; it stays on
+        // disk and is replayed after the next start.
+        if self.spill_pending && !self.finishing && (all || self.buf.len() < self.opts.batch_size) {
             return self.replay().await;
         }
         Flush::Done
@@ -431,24 +440,7 @@ impl Writer {
         if n == 0 {
             return;
         }
-        let res = (|| -> std::io::Result<()> {
-            if let Some(dir) = self.opts.spill_path.parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir)?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.opts.spill_path)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-            for ev in self.buf.iter().take(n) {
-                serde_json::to_writer(&mut w, ev)?;
-                w.write_all(b"\n")?;
-            }
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()
-        })();
+        let res = append_events(&self.opts.spill_path, self.buf.iter().take(n));
         match res {
             Ok(()) => {
                 self.buf.drain(..n);
@@ -500,13 +492,26 @@ impl Writer {
         loop {
             let mut batch = Vec::with_capacity(self.opts.batch_size);
             for line in lines.by_ref() {
-                let Ok(line) = line else { break };
+                let line = match line {
+                    Ok(l) => l,
+                    // Not UTF-8: a line torn by a crash mid-write (the reader is past it).
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        tracing::error!("spend: unreadable spill line skipped: {e}");
+                        continue;
+                    }
+                    // Anything else: keep the file (and what is left in it) for later.
+                    Err(e) => {
+                        tracing::error!("spend: cannot read the spill file: {e}");
+                        return Flush::Failed;
+                    }
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
                 match serde_json::from_str::<SpendEvent>(&line) {
                     Ok(ev) => batch.push(ev),
-                    // A torn last line from a crash mid-write: nothing else to recover there.
+                    // A line torn by a crash mid-write: appends start on a fresh line
+                    // (`append_events`), so only that line's own event is affected.
                     Err(e) => tracing::error!("spend: unreadable spill line skipped: {e}"),
                 }
                 if batch.len() >= self.opts.batch_size {
@@ -553,8 +558,6 @@ impl Writer {
             }
             last = now;
         }
-        // From here on the sink refuses events; nothing queued before is missed.
-        self.queue.close();
         self.take_queue();
         let deadline = Instant::now() + self.opts.shutdown_budget;
         if self.store.is_some() {
@@ -574,6 +577,10 @@ impl Writer {
                 tokio::time::sleep(wait).await;
             }
         }
+        // From here on the sink appends straight to the spill file (`SpendSink::record`);
+        // nothing queued before is missed.
+        self.queue.close();
+        self.take_queue();
         if !self.buf.is_empty() {
             let n = self.buf.len();
             self.spill(n);
@@ -588,6 +595,56 @@ impl Writer {
             cb.shutdown().await;
         }
     }
+}
+
+/// Serializes appends to spill files: the writer's own spills and late events recorded after
+/// shutdown closed the queue may run at the same time.
+static SPILL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Appends events to a JSONL spill file and fsyncs it. Each append starts on a fresh line (a
+/// line torn by an earlier crash is terminated first), and a failed append is cut back to the
+/// file's previous length, so a torn write never swallows another event.
+pub(crate) fn append_events<'a>(
+    path: &std::path::Path,
+    events: impl Iterator<Item = &'a SpendEvent>,
+) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let _guard = SPILL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let start = f.metadata()?.len();
+    let torn = start > 0 && {
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(start - 1))?;
+        f.read_exact(&mut last)?;
+        last[0] != b'\n'
+    };
+    let written = (|| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, &f);
+        if torn {
+            w.write_all(b"\n")?;
+        }
+        for ev in events {
+            serde_json::to_writer(&mut w, ev)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        drop(w);
+        f.sync_all()
+    })();
+    if written.is_err() {
+        let _ = f.set_len(start);
+        let _ = f.sync_all();
+    }
+    written
 }
 
 /// Prepares an event taken from the queue: callbacks see it, prompts go unless stored, and it
@@ -661,6 +718,51 @@ mod tests {
             shutdown_budget: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
         }
+    }
+
+    fn spilled_ids(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<SpendEvent>(l).ok())
+            .map(|e| e.request_id)
+            .collect()
+    }
+
+    #[test]
+    fn a_torn_spill_line_never_swallows_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SPILL_FILE);
+        append_events(&path, [event("a", "k", 1.0, 0)].iter()).unwrap();
+        // A crash mid-write left half a line behind.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(br#"{"request_id":"torn","#).unwrap();
+        drop(f);
+        append_events(
+            &path,
+            [event("b", "k", 1.0, 0), event("c", "k", 1.0, 0)].iter(),
+        )
+        .unwrap();
+        assert_eq!(spilled_ids(&path), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn events_recorded_after_shutdown_closed_the_queue_go_to_the_spill_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SPILL_FILE);
+        let (sink, queue) = SpendSink::channel(10);
+        queue.set_spill_path(path.clone());
+        sink.record(event("before", "k", 1.0, 0));
+        queue.close();
+        sink.record(event("late", "k", 1.0, 0));
+        assert_eq!(spilled_ids(&path), ["late"]);
+        let mut taken = VecDeque::new();
+        queue.take_into(&mut taken);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].request_id, "before");
     }
 
     async fn count(store: &Store) -> i64 {

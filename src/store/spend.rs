@@ -280,15 +280,15 @@ impl<'a> Totals<'a> {
         let mut t = Totals::default();
         for ev in fresh {
             let day = ev.start_ms.div_euclid(DAY_MS);
-            let mut prev = "";
             let tags = std::iter::once("")
                 .chain(ev.tags.iter().map(String::as_str).filter(|t| !t.is_empty()));
-            for (i, tag) in tags.enumerate() {
-                // Consecutive repeats count once (as `Vec::dedup` did).
-                if i > 0 && tag == prev {
+            let mut seen: Vec<&str> = Vec::with_capacity(ev.tags.len() + 1);
+            for tag in tags {
+                // A tag given twice counts once, wherever the repeat is (tags are few).
+                if seen.contains(&tag) {
                     continue;
                 }
-                prev = tag;
+                seen.push(tag);
                 let k = (
                     day,
                     ev.api_key.as_str(),
@@ -518,7 +518,15 @@ impl Store {
             let sql = format!("SELECT 1 FROM {table} WHERE 1 = 0");
             match sqlx::query(&sql).fetch_optional(&store.pool).await {
                 Ok(_) => Ok(true),
-                Err(sqlx::Error::Database(_)) => Ok(false),
+                // Only a missing table means absent (PostgreSQL 42P01, SQLite "no such
+                // table"): any other error (a restarting server, …) must not switch the totals
+                // off for the life of the process.
+                Err(sqlx::Error::Database(d))
+                    if d.code().as_deref() == Some("42P01")
+                        || d.message().contains("no such table") =>
+                {
+                    Ok(false)
+                }
                 Err(e) => Err(e.into()),
             }
         }

@@ -58,7 +58,28 @@ pub fn file_of_url(url: &str) -> Option<PathBuf> {
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return None;
     }
-    Some(PathBuf::from(path))
+    // sqlx percent-decodes the path; the writer must open the very same file.
+    Some(PathBuf::from(percent_decode(path)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl SpendDb {
@@ -70,7 +91,11 @@ impl SpendDb {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let c = Connection::open(&self.path)?;
+        // Never create: the store made the file and its tables; a missing file is an outage.
+        let c = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         // As the sqlx pool's connections (`Store::open`).
         c.busy_timeout(Duration::from_millis(5000))?;
         c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
@@ -85,7 +110,17 @@ impl SpendDb {
         events: &[SpendEvent],
         opts: BatchOptions,
     ) -> Result<BatchResult, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        // A write abandoned by its caller (a timeout) may still hold the connection: refuse
+        // rather than queue behind it, so retries never pile up blocked threads and batches.
+        let mut guard = match self.conn.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(StoreError::Invalid(
+                    "the previous spend write is still running".into(),
+                ));
+            }
+        };
         let conn = match &mut *guard {
             Some(c) => c,
             slot => slot.insert(self.open()?),
@@ -101,12 +136,13 @@ impl SpendDb {
     }
 }
 
-/// SQLite refusing the data itself: constraint (incl. `RAISE(ABORT)` triggers), datatype
-/// mismatch, parameter out of range — by primary result code.
+/// SQLite refusing the data itself: constraint (incl. `RAISE(ABORT)` triggers) or datatype
+/// mismatch, by primary result code. Not RANGE: a bind index out of range is a bug, to be
+/// retried (and spilled) rather than every event set aside.
 pub fn is_refusal(e: &StoreError) -> bool {
     match e {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
-            matches!(f.extended_code & 0xff, 19 | 20 | 25)
+            matches!(f.extended_code & 0xff, 19 | 20)
         }
         StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_)) => true,
         _ => false,
@@ -280,6 +316,12 @@ mod tests {
             Some(PathBuf::from("/tmp/x.db"))
         );
         assert_eq!(file_of_url("sqlite://t.db"), Some(PathBuf::from("t.db")));
+        // Percent-decoded, as sqlx decodes it: both must open the same file.
+        assert_eq!(
+            file_of_url("sqlite:///data/my%20db.sqlite?mode=rwc"),
+            Some(PathBuf::from("/data/my db.sqlite"))
+        );
+        assert_eq!(file_of_url("sqlite://a%2"), Some(PathBuf::from("a%2")));
         assert_eq!(file_of_url("sqlite::memory:"), None);
         assert_eq!(file_of_url("sqlite://file.db?mode=memory"), None);
         assert_eq!(file_of_url("postgres://h/db"), None);
