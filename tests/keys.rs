@@ -651,3 +651,109 @@ async fn keys_persist_across_restarts_sqlite() {
     let api = Api { gw, c: client() };
     assert_eq!(api.chat(&key, "gpt-4o").await.0, 200);
 }
+
+/// `POST /v2/key/info`, `GET /key/aliases` and `POST /key/{key}/reset_spend`.
+async fn key_info_v2_aliases_and_reset_spend(db: Option<String>) {
+    let api = Api {
+        gw: start(db.as_deref()),
+        c: client(),
+    };
+    let mut keys = Vec::new();
+    for alias in ["alpha", "beta"] {
+        let (s, g) = api
+            .post(
+                "/key/generate",
+                json!({"key_alias": alias, "max_budget": 10.0}),
+            )
+            .await;
+        assert_eq!(s, 200, "{g}");
+        keys.push(g["key"].as_str().unwrap().to_owned());
+    }
+
+    let (s, v) = api
+        .post(
+            "/v2/key/info",
+            json!({"keys": [keys[0], keys[1], "sk-nope"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["key"].as_array().unwrap().len(), 3);
+    let aliases: Vec<&str> = v["info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key_alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases, ["alpha", "beta"]);
+    // A key may ask about itself, not about another.
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v2/key/info",
+            &keys[0],
+            Some(json!({"keys": [keys[0]]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v2/key/info",
+            &keys[0],
+            Some(json!({"keys": [keys[1]]})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = api.post("/v2/key/info", json!({})).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["param"], "keys");
+
+    let (s, a) = api.get("/key/aliases").await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["aliases"], json!(["alpha", "beta"]));
+    let (s, _) = api.call("GET", "/key/aliases", &keys[0], None).await;
+    assert_eq!(s, 403);
+
+    // Spend set to 2.5, then reset: not above it, not negative, admin only.
+    let (s, u) = api
+        .post("/key/update", json!({"key": keys[0], "spend": 2.5}))
+        .await;
+    assert_eq!(s, 200, "{u}");
+    let path = format!("/key/{}/reset_spend", keys[0]);
+    let (s, e) = api.post(&path, json!({"reset_to": 3.0})).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = api.post(&path, json!({"reset_to": -1})).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = api
+        .call("POST", &path, &keys[0], Some(json!({"reset_to": 0})))
+        .await;
+    assert_eq!(s, 403);
+    let (s, r) = api.post(&path, json!({"reset_to": 1.0})).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["spend"], 1.0);
+    assert_eq!(r["previous_spend"], 2.5);
+    assert_eq!(
+        r["key_hash"].as_str().unwrap(),
+        tollgate::auth::hash_token(&keys[0])
+    );
+    let (s, i) = api.get(&format!("/key/info?key={}", keys[0])).await;
+    assert_eq!(s, 200, "{i}");
+    assert_eq!(i["info"]["spend"], 1.0);
+    let (s, _) = api
+        .post("/key/sk-unknown/reset_spend", json!({"reset_to": 0}))
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn key_info_v2_aliases_and_reset_spend_sqlite() {
+    key_info_v2_aliases_and_reset_spend(None).await;
+}
+
+#[tokio::test]
+async fn key_info_v2_aliases_and_reset_spend_postgres() {
+    let Some(url) = db::fresh_pg("key_info_v2_aliases_and_reset_spend_postgres").await else {
+        return;
+    };
+    key_info_v2_aliases_and_reset_spend(Some(url)).await;
+}

@@ -1,4 +1,5 @@
-//! `/key/*`: generate, info, update, delete, list, regenerate, block and unblock virtual keys.
+//! `/key/*`: generate, info (and `/v2/key/info`), update, delete, list, aliases, regenerate,
+//! block and unblock virtual keys, and reset a key's spend.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -326,6 +327,130 @@ pub async fn info(
         )));
     };
     Ok(Json(json!({"key": asked, "info": key_json(&st, &k).await})))
+}
+
+/// `POST /v2/key/info` `{"keys": [...]}` → `{"key": [...], "info": [...]}`: several keys at
+/// once (keys or hashes). Keys that do not exist are left out of `info`; a caller that is not
+/// an admin may only ask about its own key.
+pub async fn info_v2(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let caller = st.auth.authenticate(&headers).await?;
+    let f = object(body)?;
+    let keys: Vec<String> = match f.0.get("keys") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::bad_request("keys must be a list of strings.").with_param("keys")
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        _ => {
+            return Err(
+                ApiError::bad_request("keys is required: {\"keys\": [\"sk-...\"]}.")
+                    .with_param("keys"),
+            );
+        }
+    };
+    let store = store(&st)?;
+    let mut info = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let hash = hash_token(k);
+        if !caller.is_admin && caller.key_hash.as_deref() != Some(hash.as_str()) {
+            return Err(ApiError::forbidden(
+                "You can only view the info of the key you call with. Use the master key to view other keys.",
+            ));
+        }
+        if let Some(row) = store.get_key(&hash).await.map_err(db)? {
+            info.push(key_json(&st, &row).await);
+        }
+    }
+    Ok(Json(json!({"key": keys, "info": info})))
+}
+
+/// `GET /key/aliases`: the distinct aliases of all keys (admin).
+pub async fn aliases(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    admin(&st, &headers, "/key/aliases").await?;
+    let store = store(&st)?;
+    let mut aliases: Vec<String> = Vec::new();
+    for page in 1.. {
+        let (rows, _) = store
+            .list_keys(&KeyFilter::default(), page, 1000)
+            .await
+            .map_err(db)?;
+        let last = rows.len() < 1000;
+        aliases.extend(rows.into_iter().filter_map(|k| k.key_alias));
+        if last {
+            break;
+        }
+    }
+    aliases.sort();
+    aliases.dedup();
+    Ok(Json(
+        json!({"aliases": aliases, "total_count": aliases.len()}),
+    ))
+}
+
+/// `POST /key/{key}/reset_spend` `{"reset_to": 0.0}` (admin): sets the key's spend down to
+/// `reset_to` (not negative, not above what it has spent), in the database and in every
+/// budget counter at once.
+pub async fn reset_spend(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    admin(&st, &headers, "/key/{key}/reset_spend").await?;
+    let f = object(body)?;
+    let reset_to = f
+        .money("reset_to")?
+        .ok_or_else(|| ApiError::bad_request("reset_to is required.").with_param("reset_to"))?;
+    let store = store(&st)?;
+    let hash = hash_token(&key);
+    let Some(mut k) = store.get_key(&hash).await.map_err(db)? else {
+        return Err(ApiError::not_found(format!(
+            "Key not found: {}",
+            short(&key)
+        )));
+    };
+    let previous = st
+        .auth
+        .live_spend(
+            Kind::Key,
+            &k.token,
+            k.spend,
+            k.budget_duration.as_deref(),
+            k.budget_reset_at,
+        )
+        .await;
+    if reset_to > previous {
+        return Err(ApiError::bad_request(format!(
+            "reset_to ({reset_to}) cannot be greater than the key's current spend ({previous})."
+        ))
+        .with_param("reset_to"));
+    }
+    store.set_key_spend(&k.token, reset_to).await.map_err(db)?;
+    k.spend = reset_to;
+    st.auth
+        .set_spend(
+            Kind::Key,
+            &k.token,
+            reset_to,
+            k.budget_duration.as_deref(),
+            k.budget_reset_at,
+        )
+        .await;
+    st.auth.directory.put_key(k.clone());
+    Ok(Json(json!({
+        "key_hash": k.token,
+        "spend": reset_to,
+        "previous_spend": previous,
+        "max_budget": k.max_budget,
+        "budget_reset_at": ts(k.budget_reset_at),
+    })))
 }
 
 fn short(k: &str) -> String {
