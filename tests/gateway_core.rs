@@ -243,6 +243,50 @@ async fn azure_style_path_and_model_listing() {
         .unwrap();
     let text = info.to_string();
     assert!(!text.contains("sk-upstream"), "secrets never leave: {text}");
+
+    // One entry per model group, with the price table's facts for gpt-4o.
+    let groups: Value = c
+        .get(gw.url("/model_group/info"))
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["model_group"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["flaky", "gpt-4o", "sluggish"], "{groups}");
+    let g = &groups["data"][1];
+    assert_eq!(g["providers"], json!(["openai"]));
+    assert_eq!(g["mode"], "chat");
+    assert!(g["max_input_tokens"].as_u64().unwrap() > 0, "{g}");
+    assert!(g["input_cost_per_token"].as_f64().unwrap() > 0.0, "{g}");
+    assert_eq!(g["supports_function_calling"], true);
+    assert!(!groups.to_string().contains("sk-upstream"));
+    let one: Value = c
+        .get(gw.url("/model_group/info?model_group=gpt-4o"))
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    let r = c
+        .get(gw.url("/model_group/info?model_group=nope"))
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(gw.url("/model_group/info")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[test]

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/model/info", get(openai::model_info))
         .route("/v1/model/info", get(openai::model_info))
         .route("/v2/model/info", get(openai::model_info))
+        .route("/model_group/info", get(openai::model_group_info))
         .route("/health", get(health::health))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))

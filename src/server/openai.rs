@@ -429,6 +429,98 @@ pub async fn get_model(
     ))
 }
 
+#[derive(serde::Deserialize)]
+pub struct GroupQuery {
+    model_group: Option<String>,
+}
+
+/// `GET /model_group/info[?model_group=…]`: one entry per model group the caller may use, with
+/// its providers, limits, prices and capabilities (from the first deployment that states
+/// each) and its deployments' summed `tpm`/`rpm`.
+pub async fn model_group_info(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<GroupQuery>,
+) -> ApiResult<Json<Value>> {
+    let caller = st.auth.authenticate(&headers).await?;
+    let visible = visible_models(&st, &caller);
+    let mut groups: std::collections::BTreeMap<String, Vec<serde_json::Map<String, Value>>> =
+        Default::default();
+    let mut limits: std::collections::BTreeMap<String, (Option<u64>, Option<u64>)> =
+        Default::default();
+    for d in st
+        .router
+        .deployments()
+        .filter(|d| d.is_visible_to(&visible))
+    {
+        let name = &d.config.model_name;
+        if q.model_group.as_deref().is_some_and(|g| g != name) {
+            continue;
+        }
+        let mut info = d.config.model_info.clone();
+        info.entry("litellm_provider")
+            .or_insert_with(|| Value::String(d.config.provider.name.to_owned()));
+        st.prices.enrich_model_info(&d.config, &mut info);
+        groups.entry(name.clone()).or_default().push(info);
+        let l = limits.entry(name.clone()).or_default();
+        let sum = |a: Option<u64>, k: &str| match d
+            .config
+            .litellm_params
+            .get(k)
+            .and_then(Value::as_u64)
+        {
+            Some(v) => Some(a.unwrap_or(0) + v),
+            None => a,
+        };
+        *l = (sum(l.0, "tpm"), sum(l.1, "rpm"));
+    }
+    if let Some(g) = &q.model_group
+        && groups.is_empty()
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid model_group: {g}. No such model group, or the key may not use it."
+        ))
+        .with_param("model_group"));
+    }
+    let first = |infos: &[serde_json::Map<String, Value>], k: &str| {
+        infos
+            .iter()
+            .find_map(|i| i.get(k).filter(|v| !v.is_null()).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let any = |infos: &[serde_json::Map<String, Value>], k: &str| {
+        infos.iter().any(|i| i.get(k) == Some(&Value::Bool(true)))
+    };
+    let data: Vec<Value> = groups
+        .iter()
+        .map(|(name, infos)| {
+            let mut providers: Vec<&str> = infos
+                .iter()
+                .filter_map(|i| i.get("litellm_provider").and_then(Value::as_str))
+                .collect();
+            providers.sort_unstable();
+            providers.dedup();
+            let (tpm, rpm) = limits.get(name).copied().unwrap_or_default();
+            json!({
+                "model_group": name,
+                "providers": providers,
+                "max_input_tokens": first(infos, "max_input_tokens"),
+                "max_output_tokens": first(infos, "max_output_tokens"),
+                "input_cost_per_token": first(infos, "input_cost_per_token"),
+                "output_cost_per_token": first(infos, "output_cost_per_token"),
+                "mode": first(infos, "mode"),
+                "tpm": tpm,
+                "rpm": rpm,
+                "supports_vision": any(infos, "supports_vision"),
+                "supports_function_calling": any(infos, "supports_function_calling"),
+                "supports_parallel_function_calling": any(infos, "supports_parallel_function_calling"),
+                "supports_reasoning": any(infos, "supports_reasoning"),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data})))
+}
+
 pub async fn model_info(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = st.auth.authenticate(&headers).await?;
     let visible = visible_models(&st, &caller);
