@@ -28,7 +28,12 @@ impl Mock {
 
 /// Roughly four characters a token, the estimate used wherever no tokenizer is at hand.
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4).max(1)
+    tokens_for_chars(text.chars().count())
+}
+
+/// [`estimate_tokens`] for a length already known (no text to build for it).
+pub fn tokens_for_chars(n: usize) -> u64 {
+    (n as u64).div_ceil(4).max(1)
 }
 
 fn prompt_tokens(req: &ChatRequest) -> u64 {

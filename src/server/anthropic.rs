@@ -23,7 +23,7 @@ use super::body;
 use super::call::CallRecord;
 use crate::auth::CallFacts;
 use crate::error::{ApiError, ApiResult};
-use crate::providers::mock::estimate_tokens;
+use crate::providers::mock::tokens_for_chars;
 use crate::providers::{CallOptions, NativeReply};
 use crate::router::Outcome;
 use crate::state::AppState;
@@ -123,7 +123,7 @@ fn estimate_prompt(req: &MessagesRequest) -> u64 {
         .and_then(|t| serde_json::to_string(t).ok())
         .map(|s| s.len())
         .unwrap_or(0);
-    estimate_tokens(&"x".repeat(n))
+    tokens_for_chars(n)
 }
 
 async fn messages_inner(

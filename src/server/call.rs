@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::auth::{Admission, Caller};
 use crate::error::ApiError;
-use crate::providers::mock::estimate_tokens;
+use crate::providers::mock::tokens_for_chars;
 use crate::providers::{ChunkStream, StreamChunk};
 use crate::router::Attempt;
 use crate::spend::SpendEvent;
@@ -374,7 +374,7 @@ impl SseBody {
         let completion = if self.streamed_chars == 0 {
             0
         } else {
-            estimate_tokens(&"x".repeat(self.streamed_chars))
+            tokens_for_chars(self.streamed_chars)
         };
         Usage {
             prompt_tokens: prompt,

@@ -16,7 +16,7 @@ use super::call::{CallRecord, SseBody};
 use crate::auth::{CallFacts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::providers::CallOptions;
-use crate::providers::mock::estimate_tokens;
+use crate::providers::mock::{estimate_tokens, tokens_for_chars};
 use crate::router::Outcome;
 use crate::state::AppState;
 use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS};
@@ -123,7 +123,7 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
         .as_ref()
         .map(|t| serde_json::to_string(t).map(|s| s.len()).unwrap_or(0))
         .unwrap_or(0);
-    estimate_tokens(&"x".repeat(text + tools))
+    tokens_for_chars(text + tools)
 }
 
 async fn chat_inner(
