@@ -143,7 +143,7 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Deletes a team, its memberships, and detaches its keys.
+    /// Deletes a team and its memberships. Keys keep their `team_id` (then naming no team).
     pub async fn delete_team(&self, team_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM tollgate_team_members WHERE team_id = $1")

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Fields, admin, db, object, store, ts};
-use crate::auth::duration;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::budgets::BudgetRow;
@@ -22,29 +21,12 @@ pub fn apply(b: &mut BudgetRow, f: &Fields, now: i64) -> ApiResult<()> {
     if f.has("soft_budget") {
         b.soft_budget = f.money("soft_budget")?;
     }
-    for (name, slot) in [
-        ("max_parallel_requests", &mut b.max_parallel_requests),
-        ("tpm_limit", &mut b.tpm_limit),
-        ("rpm_limit", &mut b.rpm_limit),
-    ] {
-        if f.has(name) {
-            *slot = f.limit(name)?;
-        }
-    }
-    if f.has("budget_duration") {
-        match f.duration("budget_duration")? {
-            Some((text, span)) => {
-                if b.budget_duration.as_deref() != Some(&text) {
-                    b.budget_reset_at = Some(duration::next_reset(span, now));
-                }
-                b.budget_duration = Some(text);
-            }
-            None => {
-                b.budget_duration = None;
-                b.budget_reset_at = None;
-            }
-        }
-    }
+    f.set_limits(
+        &mut b.max_parallel_requests,
+        &mut b.tpm_limit,
+        &mut b.rpm_limit,
+    )?;
+    f.set_budget_duration(&mut b.budget_duration, &mut b.budget_reset_at, now)?;
     if f.has("model_max_budget") {
         b.model_max_budget = f.obj("model_max_budget")?.unwrap_or_else(|| json!({}));
     }

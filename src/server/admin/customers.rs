@@ -7,10 +7,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::budgets::{self, budget_json, has_budget_fields};
-use super::{Fields, admin, db, ids, merge_extra, object, store};
+use super::{Fields, admin, db, ids, object, store, with_extra};
 use crate::auth::Kind;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -48,8 +48,8 @@ async fn end_user_json(st: &AppState, e: &EndUserRow) -> Value {
             e.budget_reset_at,
         )
         .await;
-    let mut o = Map::new();
-    if let Value::Object(m) = json!({
+    with_extra(
+        json!({
         "user_id": e.user_id,
         "alias": e.alias,
         "spend": spend,
@@ -58,11 +58,9 @@ async fn end_user_json(st: &AppState, e: &EndUserRow) -> Value {
         "default_model": e.default_model,
         "budget_id": e.budget_id,
         "litellm_budget_table": b.as_deref().map(budget_json),
-    }) {
-        o = m;
-    }
-    merge_extra(&mut o, &e.extra);
-    Value::Object(o)
+        }),
+        &e.extra,
+    )
 }
 
 /// Applies customer fields; inline budget fields go to the customer's budget row.

@@ -11,7 +11,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Fields, admin, db, ids, merge_extra, object, store, ts};
+use super::{Fields, admin, db, ids, object, store, ts, with_extra};
 use crate::auth::duration;
 use crate::auth::{Kind, hash_token};
 use crate::error::{ApiError, ApiResult};
@@ -63,7 +63,7 @@ pub fn key_name(key: &str) -> String {
     format!("sk-...{}", crate::auth::tail(key))
 }
 
-/// Applies the request's fields to a key. `creating` fills defaults.
+/// Applies the request's fields to a key.
 pub async fn apply(st: &AppState, k: &mut KeyRow, f: &Fields, now: i64) -> ApiResult<()> {
     let store = store(st)?;
     if f.has("key_alias") {
@@ -94,29 +94,12 @@ pub async fn apply(st: &AppState, k: &mut KeyRow, f: &Fields, now: i64) -> ApiRe
     if f.has("soft_budget") {
         k.soft_budget = f.money("soft_budget")?;
     }
-    if f.has("budget_duration") {
-        match f.duration("budget_duration")? {
-            Some((text, span)) => {
-                if k.budget_duration.as_deref() != Some(&text) {
-                    k.budget_reset_at = Some(duration::next_reset(span, now));
-                }
-                k.budget_duration = Some(text);
-            }
-            None => {
-                k.budget_duration = None;
-                k.budget_reset_at = None;
-            }
-        }
-    }
-    for (name, slot) in [
-        ("max_parallel_requests", &mut k.max_parallel_requests),
-        ("tpm_limit", &mut k.tpm_limit),
-        ("rpm_limit", &mut k.rpm_limit),
-    ] {
-        if f.has(name) {
-            *slot = f.limit(name)?;
-        }
-    }
+    f.set_budget_duration(&mut k.budget_duration, &mut k.budget_reset_at, now)?;
+    f.set_limits(
+        &mut k.max_parallel_requests,
+        &mut k.tpm_limit,
+        &mut k.rpm_limit,
+    )?;
     for (name, slot) in [
         ("aliases", &mut k.aliases),
         ("config", &mut k.config),
@@ -172,8 +155,8 @@ pub async fn key_json(st: &AppState, k: &KeyRow) -> Value {
             k.budget_reset_at,
         )
         .await;
-    let mut o = Map::new();
-    let v = json!({
+    with_extra(
+        json!({
         "token": k.token,
         "key_name": k.key_name,
         "key_alias": k.key_alias,
@@ -202,12 +185,9 @@ pub async fn key_json(st: &AppState, k: &KeyRow) -> Value {
         "updated_at": ts(Some(k.updated_at)),
         "created_by": k.created_by,
         "updated_by": k.updated_by,
-    });
-    if let Value::Object(m) = v {
-        o = m;
-    }
-    merge_extra(&mut o, &k.extra);
-    Value::Object(o)
+        }),
+        &k.extra,
+    )
 }
 
 /// Creates a key from generate-style fields; returns it with its plaintext.

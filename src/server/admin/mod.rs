@@ -204,6 +204,51 @@ impl Fields {
     }
 
     /// A budget duration, checked.
+    /// `budget_duration`, if given: a changed duration starts a new window at the next
+    /// boundary; `null` clears both.
+    pub fn set_budget_duration(
+        &self,
+        dur: &mut Option<String>,
+        reset_at: &mut Option<i64>,
+        now: i64,
+    ) -> ApiResult<()> {
+        if !self.has("budget_duration") {
+            return Ok(());
+        }
+        match self.duration("budget_duration")? {
+            Some((text, span)) => {
+                if dur.as_deref() != Some(&text) {
+                    *reset_at = Some(duration::next_reset(span, now));
+                }
+                *dur = Some(text);
+            }
+            None => {
+                *dur = None;
+                *reset_at = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// `max_parallel_requests`, `tpm_limit`, `rpm_limit`, each if given.
+    pub fn set_limits(
+        &self,
+        parallel: &mut Option<i64>,
+        tpm: &mut Option<i64>,
+        rpm: &mut Option<i64>,
+    ) -> ApiResult<()> {
+        for (name, slot) in [
+            ("max_parallel_requests", parallel),
+            ("tpm_limit", tpm),
+            ("rpm_limit", rpm),
+        ] {
+            if self.has(name) {
+                *slot = self.limit(name)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn duration(&self, k: &str) -> ApiResult<Option<(String, duration::Span)>> {
         match self.str(k)? {
             None => Ok(None),
@@ -232,6 +277,14 @@ pub fn ts(ms: Option<i64>) -> Value {
 }
 
 /// Adds `extra` fields to an object without overriding what is there.
+/// A JSON object (from `json!({...})`) with the row's extra fields added.
+pub fn with_extra(mut v: Value, extra: &Value) -> Value {
+    if let Value::Object(o) = &mut v {
+        merge_extra(o, extra);
+    }
+    v
+}
+
 pub fn merge_extra(obj: &mut Map<String, Value>, extra: &Value) {
     if let Value::Object(e) = extra {
         for (k, v) in e {

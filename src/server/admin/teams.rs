@@ -6,10 +6,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{Fields, admin, db, ids, merge_extra, object, store, ts};
-use crate::auth::{Kind, duration};
+use super::{Fields, admin, db, ids, object, store, ts, with_extra};
+use crate::auth::Kind;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::keys::KeyFilter;
@@ -32,7 +32,7 @@ const KNOWN: &[&str] = &[
     "spend",
 ];
 
-async fn apply(t: &mut TeamRow, f: &Fields, now: i64) -> ApiResult<()> {
+fn apply(t: &mut TeamRow, f: &Fields, now: i64) -> ApiResult<()> {
     if f.has("team_alias") {
         t.team_alias = f.str("team_alias")?;
     }
@@ -45,29 +45,12 @@ async fn apply(t: &mut TeamRow, f: &Fields, now: i64) -> ApiResult<()> {
     if f.has("max_budget") {
         t.max_budget = f.money("max_budget")?;
     }
-    if f.has("budget_duration") {
-        match f.duration("budget_duration")? {
-            Some((text, span)) => {
-                if t.budget_duration.as_deref() != Some(&text) {
-                    t.budget_reset_at = Some(duration::next_reset(span, now));
-                }
-                t.budget_duration = Some(text);
-            }
-            None => {
-                t.budget_duration = None;
-                t.budget_reset_at = None;
-            }
-        }
-    }
-    for (name, slot) in [
-        ("max_parallel_requests", &mut t.max_parallel_requests),
-        ("tpm_limit", &mut t.tpm_limit),
-        ("rpm_limit", &mut t.rpm_limit),
-    ] {
-        if f.has(name) {
-            *slot = f.limit(name)?;
-        }
-    }
+    f.set_budget_duration(&mut t.budget_duration, &mut t.budget_reset_at, now)?;
+    f.set_limits(
+        &mut t.max_parallel_requests,
+        &mut t.tpm_limit,
+        &mut t.rpm_limit,
+    )?;
     if f.has("metadata") {
         t.metadata = f.obj("metadata")?.unwrap_or_else(|| json!({}));
     }
@@ -158,8 +141,8 @@ pub async fn team_json(st: &AppState, t: &TeamRow) -> ApiResult<Value> {
             t.budget_reset_at,
         )
         .await;
-    let mut o = Map::new();
-    if let Value::Object(m) = json!({
+    Ok(with_extra(
+        json!({
         "team_id": t.team_id,
         "team_alias": t.team_alias,
         "organization_id": t.organization_id,
@@ -176,11 +159,9 @@ pub async fn team_json(st: &AppState, t: &TeamRow) -> ApiResult<Value> {
         "members_with_roles": members.iter().map(|m| json!({"user_id": m.user_id, "role": m.role, "user_email": m.user_email})).collect::<Vec<_>>(),
         "created_at": ts(Some(t.created_at)),
         "updated_at": ts(Some(t.updated_at)),
-    }) {
-        o = m;
-    }
-    merge_extra(&mut o, &t.extra);
-    Ok(Value::Object(o))
+        }),
+        &t.extra,
+    ))
 }
 
 pub async fn new(
@@ -208,7 +189,7 @@ pub async fn new(
         created_at: now,
         ..TeamRow::default()
     };
-    apply(&mut t, &f, now).await?;
+    apply(&mut t, &f, now)?;
     let ms = members(
         f.0.get("members_with_roles").unwrap_or(&Value::Null),
         &team_id,
@@ -280,7 +261,7 @@ pub async fn update(
     let f = object(body)?;
     let mut t = load(&st, f.str("team_id")?).await?;
     let now = st.auth.now_ms();
-    apply(&mut t, &f, now).await?;
+    apply(&mut t, &f, now)?;
     store(&st)?.update_team(&t).await.map_err(db)?;
     st.auth.directory.put_team(t.clone());
     Ok(Json(

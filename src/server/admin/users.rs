@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Fields, admin, db, ids, merge_extra, object, store, ts};
-use crate::auth::{Kind, duration};
+use super::{Fields, admin, db, ids, object, store, ts, with_extra};
+use crate::auth::Kind;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::keys::KeyFilter;
@@ -74,29 +74,12 @@ fn apply(u: &mut UserRow, f: &Fields, now: i64) -> ApiResult<()> {
     if f.has("max_budget") {
         u.max_budget = f.money("max_budget")?;
     }
-    if f.has("budget_duration") {
-        match f.duration("budget_duration")? {
-            Some((text, span)) => {
-                if u.budget_duration.as_deref() != Some(&text) {
-                    u.budget_reset_at = Some(duration::next_reset(span, now));
-                }
-                u.budget_duration = Some(text);
-            }
-            None => {
-                u.budget_duration = None;
-                u.budget_reset_at = None;
-            }
-        }
-    }
-    for (name, slot) in [
-        ("max_parallel_requests", &mut u.max_parallel_requests),
-        ("tpm_limit", &mut u.tpm_limit),
-        ("rpm_limit", &mut u.rpm_limit),
-    ] {
-        if f.has(name) {
-            *slot = f.limit(name)?;
-        }
-    }
+    f.set_budget_duration(&mut u.budget_duration, &mut u.budget_reset_at, now)?;
+    f.set_limits(
+        &mut u.max_parallel_requests,
+        &mut u.tpm_limit,
+        &mut u.rpm_limit,
+    )?;
     if f.has("metadata") {
         u.metadata = f.obj("metadata")?.unwrap_or_else(|| json!({}));
     }
@@ -119,8 +102,8 @@ pub async fn user_json(st: &AppState, u: &UserRow) -> ApiResult<Value> {
             u.budget_reset_at,
         )
         .await;
-    let mut o = Map::new();
-    if let Value::Object(m) = json!({
+    Ok(with_extra(
+        json!({
         "user_id": u.user_id,
         "user_email": u.user_email,
         "user_alias": u.user_alias,
@@ -137,11 +120,9 @@ pub async fn user_json(st: &AppState, u: &UserRow) -> ApiResult<Value> {
         "teams": teams,
         "created_at": ts(Some(u.created_at)),
         "updated_at": ts(Some(u.updated_at)),
-    }) {
-        o = m;
-    }
-    merge_extra(&mut o, &u.extra);
-    Ok(Value::Object(o))
+        }),
+        &u.extra,
+    ))
 }
 
 pub async fn new(
