@@ -377,14 +377,21 @@ impl Admission {
         if let Some(e) = &self.estimates {
             e.learn(&self.model, cost);
         }
-        let mut deltas: Vec<(String, f64)> = Vec::new();
-        deltas.extend(self.spend.iter().map(|(k, r)| (k.clone(), cost - r)));
+        // The admission ends here: its counter keys move into the deltas (no copies).
+        let mut deltas: Vec<(String, f64)> = std::mem::take(&mut self.spend)
+            .into_iter()
+            .map(|(k, r)| (k, cost - r))
+            .collect();
         deltas.extend(
-            self.tokens
-                .iter()
-                .map(|(k, r)| (k.clone(), tokens as f64 - r)),
+            std::mem::take(&mut self.tokens)
+                .into_iter()
+                .map(|(k, r)| (k, tokens as f64 - r)),
         );
-        deltas.extend(self.parallel.iter().map(|k| (k.clone(), -1.0)));
+        deltas.extend(
+            std::mem::take(&mut self.parallel)
+                .into_iter()
+                .map(|k| (k, -1.0)),
+        );
         self.apply(deltas);
     }
 
@@ -423,9 +430,15 @@ impl Drop for Admission {
         }
         self.settled = true;
         // Never settled: give back the reserved cost and the parallel slots.
-        let mut deltas: Vec<(String, f64)> =
-            self.spend.iter().map(|(k, r)| (k.clone(), -r)).collect();
-        deltas.extend(self.parallel.iter().map(|k| (k.clone(), -1.0)));
+        let mut deltas: Vec<(String, f64)> = std::mem::take(&mut self.spend)
+            .into_iter()
+            .map(|(k, r)| (k, -r))
+            .collect();
+        deltas.extend(
+            std::mem::take(&mut self.parallel)
+                .into_iter()
+                .map(|k| (k, -1.0)),
+        );
         self.apply(deltas);
     }
 }

@@ -46,7 +46,7 @@ pub const KEY_HEADERS: &[&str] = &[
 /// to be hashes already.
 pub fn hash_token(key: &str) -> String {
     if key.starts_with("sk-") {
-        hex_lower(&Sha256::digest(key.as_bytes()))
+        hex_sha(key)
     } else {
         key.to_owned()
     }
@@ -495,14 +495,9 @@ impl Auth {
         let allows = |list: &[String]| {
             self.list_allows(list, model) || target.is_some_and(|t| self.list_allows(list, t))
         };
-        let own: Vec<String> = key
-            .models
-            .iter()
-            .filter(|m| *m != "all-team-models")
-            .cloned()
-            .collect();
+        // With "all-team-models" the team's list decides (below); without it, the key's own.
         let defers = key.models.iter().any(|m| m == "all-team-models");
-        if !defers && !allows(&own) {
+        if !defers && !allows(&key.models) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "key_model_access_denied",

@@ -102,7 +102,7 @@ fn parse_body(raw: &[u8]) -> ApiResult<(Value, MessagesRequest)> {
     if !obj.get("messages").is_some_and(Value::is_array) {
         return Err(ApiError::bad_request("messages: Field required").with_param("messages"));
     }
-    let req: MessagesRequest = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+    let req: MessagesRequest = serde_path_to_error::deserialize(&v).map_err(|e| {
         let path = e.path().to_string();
         ApiError::bad_request(format!("{path}: {}", e.into_inner())).with_param(path)
     })?;

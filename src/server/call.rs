@@ -265,16 +265,21 @@ const RESPONSE_MS: HeaderName = HeaderName::from_static("x-litellm-response-dura
 const COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 
+/// The error a call is logged with when its client went away before `what` completed
+/// (499, as nginx and LiteLLM's logs call it).
+pub(crate) fn client_gone(what: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        "client_disconnected",
+        format!("client closed the connection before the {what} completed"),
+    )
+}
+
 impl Drop for CallRecord {
     fn drop(&mut self) {
         if !self.done {
             // The client went away before the answer was complete.
-            let err = ApiError::new(
-                axum::http::StatusCode::from_u16(499)
-                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-                "client_disconnected",
-                "client closed the connection before the response completed",
-            );
+            let err = client_gone("response");
             self.close(None, Some(&err));
         }
     }
@@ -430,12 +435,7 @@ impl Drop for SseBody {
             // Client disconnected mid-stream: account for what it received.
             let usage = self.final_usage();
             let Some(r) = self.record.take() else { return };
-            let err = ApiError::new(
-                axum::http::StatusCode::from_u16(499)
-                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-                "client_disconnected",
-                "client closed the connection before the stream completed",
-            );
+            let err = client_gone("stream");
             r.fail(&err, Some(&usage));
         }
     }

@@ -382,8 +382,8 @@ pub fn day_of(ms: i64) -> String {
         .to_string()
 }
 
-fn opt(s: &Option<String>) -> Option<String> {
-    s.as_ref().filter(|s| !s.is_empty()).cloned()
+fn opt(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
 }
 
 /// The metadata JSON stored with a row, with LiteLLM's `SpendLogsMetadata` keys.
@@ -911,7 +911,7 @@ async fn insert_rows(
             .bind(ev.request_id.clone())
             .bind(ev.call_type.clone())
             .bind(ev.api_key.clone())
-            .bind(opt(&ev.key_alias))
+            .bind(opt(ev.key_alias.as_deref()))
             .bind(ev.spend)
             .bind((ev.prompt_tokens + ev.completion_tokens) as i64)
             .bind(ev.prompt_tokens as i64)
@@ -924,20 +924,20 @@ async fn insert_rows(
             .bind(ev.completion_start_ms)
             .bind((ev.end_ms - ev.start_ms).max(0))
             .bind(ev.model.clone())
-            .bind(opt(&Some(ev.model_id.clone())))
-            .bind(opt(&Some(ev.model_group.clone())))
-            .bind(opt(&Some(ev.provider.clone())))
-            .bind(opt(&Some(ev.api_base.clone())))
-            .bind(opt(&ev.user_id))
+            .bind(opt(Some(&ev.model_id)))
+            .bind(opt(Some(&ev.model_group)))
+            .bind(opt(Some(&ev.provider)))
+            .bind(opt(Some(&ev.api_base)))
+            .bind(opt(ev.user_id.as_deref()))
             .bind(row_metadata_text(ev))
             .bind(if ev.cache_hit { "True" } else { "False" })
             .bind(tags_text(&ev.tags).into_owned())
-            .bind(opt(&ev.team_id))
-            .bind(opt(&ev.end_user))
-            .bind(opt(&ev.requester_ip))
+            .bind(opt(ev.team_id.as_deref()))
+            .bind(opt(ev.end_user.as_deref()))
+            .bind(opt(ev.requester_ip.as_deref()))
             .bind(json_text(&ev.messages))
             .bind(json_text(&ev.response))
-            .bind(opt(&Some(ev.call_id.clone())))
+            .bind(opt(Some(&ev.call_id)))
             .bind(ev.status.clone())
             .bind(json_text(&ev.error))
             .bind(now);

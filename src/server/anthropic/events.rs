@@ -362,19 +362,14 @@ impl Stream for NativeBody {
 }
 
 /// The 499 a call ends with when the client leaves mid-stream.
-fn client_gone() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-        "client_disconnected",
-        "client closed the connection before the stream completed",
-    )
-}
-
 impl Drop for EventBody {
     fn drop(&mut self) {
         // Client disconnected mid-stream: account for the usage seen so far.
         if let Some(r) = self.record.take() {
-            r.fail(&client_gone(), self.mapper.usage());
+            r.fail(
+                &crate::server::call::client_gone("stream"),
+                self.mapper.usage(),
+            );
         }
     }
 }
@@ -383,7 +378,7 @@ impl Drop for NativeBody {
     fn drop(&mut self) {
         if let Some(r) = self.record.take() {
             let usage = self.openai_usage();
-            r.fail(&client_gone(), usage.as_ref());
+            r.fail(&crate::server::call::client_gone("stream"), usage.as_ref());
         }
     }
 }
