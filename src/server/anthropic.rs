@@ -204,8 +204,7 @@ async fn messages_inner(
             let cost = usage.as_ref().map(|u| record.cost(u));
             let h = record.headers(cost.or(Some(0.0)));
             let body = serde_json::to_vec(&msg).unwrap_or_default();
-            let response_value = serde_json::to_value(&msg).ok();
-            record.succeed(usage.as_ref(), response_value);
+            record.succeed(usage.as_ref(), || serde_json::to_value(&msg).ok());
             Ok(json_response(StatusCode::OK, h, Bytes::from(body)))
         }
         Outcome::Stream(chunks) => {
@@ -241,19 +240,17 @@ async fn native(
                     usage,
                 } => {
                     record.first_token();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&body)
-                        && let Some(id) = v.get("id").and_then(Value::as_str)
-                    {
-                        record.event.request_id = id.to_owned();
+                    #[derive(serde::Deserialize)]
+                    struct IdPeek<'a> {
+                        #[serde(default, borrow)]
+                        id: Option<std::borrow::Cow<'a, str>>,
+                    }
+                    if let Ok(IdPeek { id: Some(id) }) = serde_json::from_slice(&body) {
+                        record.event.request_id = id.into_owned();
                     }
                     let cost = usage.as_ref().map(|u| record.cost(u));
                     let h = record.headers(cost.or(Some(0.0)));
-                    let response_value = if st.config.general.store_prompts_in_spend_logs {
-                        serde_json::from_slice(&body).ok()
-                    } else {
-                        None
-                    };
-                    record.succeed(usage.as_ref(), response_value);
+                    record.succeed(usage.as_ref(), || serde_json::from_slice(&body).ok());
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                     json_response(status, h, body)
                 }

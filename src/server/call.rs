@@ -114,10 +114,16 @@ impl CallRecord {
         }
     }
 
-    /// Ends the call successfully with its usage; returns the cost.
-    pub fn succeed(mut self, usage: Option<&Usage>, response: Option<Value>) -> f64 {
-        self.event.response =
-            response.filter(|_| self.state.config.general.store_prompts_in_spend_logs);
+    /// Ends the call successfully with its usage; returns the cost. `response` builds the
+    /// answer for the spend log, called only with `store_prompts_in_spend_logs`.
+    pub fn succeed(
+        mut self,
+        usage: Option<&Usage>,
+        response: impl FnOnce() -> Option<Value>,
+    ) -> f64 {
+        if self.state.config.general.store_prompts_in_spend_logs {
+            self.event.response = response();
+        }
         self.close(usage, None)
     }
 
@@ -420,7 +426,7 @@ impl Stream for SseBody {
                     self.finished = true;
                     let usage = self.final_usage();
                     if let Some(r) = self.record.take() {
-                        r.succeed(Some(&usage), None);
+                        r.succeed(Some(&usage), || None);
                     }
                     return Poll::Ready(Some(Ok(Bytes::from_static(DONE_FRAME))));
                 }

@@ -208,16 +208,12 @@ async fn chat_inner(
                     h.insert(k, v);
                 }
             }
-            let response_value = if st.config.general.store_prompts_in_spend_logs {
-                serde_json::from_slice(&bytes).ok()
-            } else {
-                None
-            };
+
             // Keep the spend row's id equal to the response's, as LiteLLM does.
             if let Some(id) = reply.id() {
                 record.event.request_id = id.to_owned();
             }
-            record.succeed(reply.usage.as_ref(), response_value);
+            record.succeed(reply.usage.as_ref(), || serde_json::from_slice(&bytes).ok());
             h.insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/json"),
@@ -369,7 +365,7 @@ async fn embeddings_inner(
             record.set_attempt(attempt);
             let cost = usage.as_ref().map(|u| record.cost(u)).unwrap_or(0.0);
             let mut h = record.headers(Some(cost));
-            record.succeed(usage.as_ref(), None);
+            record.succeed(usage.as_ref(), || None);
             h.insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/json"),

@@ -402,6 +402,20 @@ fn sum_by<'a>(
     v
 }
 
+/// The daily rollup rows of every key and user between two days (the `/global/spend*` and
+/// tag reports), optionally per tag.
+async fn daily_rows(
+    st: &AppState,
+    first: &str,
+    last: &str,
+    tags: bool,
+) -> ApiResult<Vec<crate::store::spend::DailyRow>> {
+    store(st)?
+        .daily_spend(first, last, None, None, tags)
+        .await
+        .map_err(db)
+}
+
 pub async fn spend_tags(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -409,10 +423,7 @@ pub async fn spend_tags(
 ) -> ApiResult<Json<Value>> {
     admin(&st, &headers).await?;
     let (first, last) = day_bounds(&q)?;
-    let rows = store(&st)?
-        .daily_spend(&first, &last, None, None, true)
-        .await
-        .map_err(db)?;
+    let rows = daily_rows(&st, &first, &last, true).await?;
     Ok(Json(Value::Array(
         sum_by(&rows, |r| r.tag.as_str())
             .into_iter()
@@ -429,10 +440,7 @@ pub async fn global_spend(
 ) -> ApiResult<Json<Value>> {
     admin(&st, &headers).await?;
     let (first, last) = last_30_days();
-    let rows = store(&st)?
-        .daily_spend(&first, &last, None, None, false)
-        .await
-        .map_err(db)?;
+    let rows = daily_rows(&st, &first, &last, false).await?;
     let spend: f64 = rows.iter().map(|r| r.spend).sum();
     let max_budget = st
         .config
@@ -450,10 +458,7 @@ pub async fn global_spend_keys(
 ) -> ApiResult<Json<Value>> {
     admin(&st, &headers).await?;
     let (first, last) = last_30_days();
-    let rows = store(&st)?
-        .daily_spend(&first, &last, None, None, false)
-        .await
-        .map_err(db)?;
+    let rows = daily_rows(&st, &first, &last, false).await?;
     let alias = |k: &str| {
         rows.iter()
             .find(|r| r.api_key == k && r.key_alias.is_some())
@@ -477,10 +482,7 @@ pub async fn global_spend_models(
 ) -> ApiResult<Json<Value>> {
     admin(&st, &headers).await?;
     let (first, last) = last_30_days();
-    let rows = store(&st)?
-        .daily_spend(&first, &last, None, None, false)
-        .await
-        .map_err(db)?;
+    let rows = daily_rows(&st, &first, &last, false).await?;
     Ok(Json(Value::Array(
         sum_by(&rows, |r| r.model.as_str())
             .into_iter()
@@ -502,10 +504,7 @@ pub async fn global_spend_report(
         ));
     }
     let (first, last) = day_bounds(&q)?;
-    let rows = store(&st)?
-        .daily_spend(&first, &last, None, None, false)
-        .await
-        .map_err(db)?;
+    let rows = daily_rows(&st, &first, &last, false).await?;
     let group_by = q.group_by.as_deref().unwrap_or("team");
     let out = match group_by {
         "api_key" => {

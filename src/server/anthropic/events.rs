@@ -246,7 +246,7 @@ impl Stream for EventBody {
                     let events = self.mapper.finish(&id);
                     let usage = self.mapper.usage().cloned();
                     if let Some(r) = self.record.take() {
-                        r.succeed(usage.as_ref(), None);
+                        r.succeed(usage.as_ref(), || None);
                     }
                     let mut buf = Vec::new();
                     for e in &events {
@@ -351,7 +351,7 @@ impl Stream for NativeBody {
                     match self.upstream_error.take() {
                         Some(e) => r.fail(&e, usage.as_ref()),
                         None => {
-                            r.succeed(usage.as_ref(), None);
+                            r.succeed(usage.as_ref(), || None);
                         }
                     }
                 }
