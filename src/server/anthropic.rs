@@ -12,7 +12,7 @@ mod translate;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::body;
 use super::call::CallRecord;
+use super::sse::sse_response;
 use crate::auth::CallFacts;
 use crate::error::{ApiError, ApiResult};
 use crate::providers::mock::tokens_for_chars;
@@ -210,7 +211,7 @@ async fn messages_inner(
         Outcome::Stream(chunks) => {
             let h = record.headers(None);
             let body = events::EventBody::new(chunks, record, &model, prompt_est);
-            Ok(sse_response(h, Body::from_stream(body)))
+            Ok(sse_response(h, body).await)
         }
     }
 }
@@ -257,7 +258,7 @@ async fn native(
                 NativeReply::Stream(s) => {
                     let h = record.headers(None);
                     let body = events::NativeBody::new(s.bytes, record);
-                    sse_response(h, Body::from_stream(body))
+                    sse_response(h, body).await
                 }
             }
         }
@@ -285,16 +286,6 @@ fn json_response(status: StatusCode, mut h: HeaderMap, body: Bytes) -> Response 
         HeaderValue::from_static("application/json"),
     );
     (status, h, body).into_response()
-}
-
-fn sse_response(mut h: HeaderMap, body: Body) -> Response {
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (StatusCode::OK, h, body).into_response()
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate (about four characters a token) of the

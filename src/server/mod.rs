@@ -10,6 +10,7 @@ pub mod call;
 pub mod health;
 pub mod openai;
 pub mod spend;
+pub mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;

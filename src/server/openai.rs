@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::body;
 use super::call::{CallRecord, SseBody};
+use super::sse::sse_response;
 use crate::auth::{CallFacts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::providers::CallOptions;
@@ -225,23 +226,9 @@ async fn chat_inner(
             Ok(resp)
         }
         Outcome::Stream(chunks) => {
-            let mut h = record.headers(None);
-            h.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("no-cache"),
-            );
-            h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
-            let mut resp = axum::response::Response::new(Body::from_stream(SseBody::new(
-                chunks,
-                record,
-                client_wants_usage,
-            )));
-            *resp.headers_mut() = h;
-            Ok(resp)
+            let h = record.headers(None);
+            let body = SseBody::new(chunks, record, client_wants_usage);
+            Ok(sse_response(h, body).await)
         }
     }
 }
