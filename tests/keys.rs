@@ -604,11 +604,14 @@ async fn teams_users_customers_budgets(db: Option<String>) {
         404
     );
 
-    // Deleting a team.
+    // Deleting a team deletes its keys too (LiteLLM does): a key left behind would escape the
+    // team's budget and model list.
     let (s, d) = api
         .post("/team/delete", json!({"team_ids": ["core"]}))
         .await;
     assert_eq!(s, 200, "{d}");
+    assert_eq!(api.chat(&tk, "gpt-4o").await.0, 401);
+    assert_eq!(api.get(&format!("/key/info?key={tk}")).await.0, 404);
     assert_eq!(
         api.post("/team/delete", json!({"team_ids": ["core"]}))
             .await

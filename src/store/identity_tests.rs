@@ -115,8 +115,21 @@ async fn suite(s: &Store) {
     assert_eq!(s.team_members("t").await.unwrap()[0].role, "admin");
     assert_eq!(s.user_teams("u").await.unwrap(), ["t"]);
     assert!(s.delete_member("t", "u").await.unwrap());
-    assert!(s.delete_team("t").await.unwrap());
-    assert!(s.get_team("t").await.unwrap().is_none());
+    // Deleting a team takes its keys with it.
+    let mut gone = t.clone();
+    gone.team_id = "gone".into();
+    s.put_team(&gone).await.unwrap();
+    let mut gk = key("ggg", 9);
+    gk.team_id = Some("gone".into());
+    s.put_key(&gk).await.unwrap();
+    assert_eq!(
+        s.delete_team("gone").await.unwrap(),
+        (true, vec!["ggg".to_owned()])
+    );
+    assert!(s.get_team("gone").await.unwrap().is_none());
+    assert!(s.get_key("ggg").await.unwrap().is_none());
+    assert!(s.get_key("aaa").await.unwrap().is_some());
+    assert_eq!(s.delete_team("gone").await.unwrap(), (false, vec![]));
 
     // Users.
     let mut u = UserRow {

@@ -144,8 +144,22 @@ impl Store {
     }
 
     /// Deletes a team and its memberships. Keys keep their `team_id` (then naming no team).
-    pub async fn delete_team(&self, team_id: &str) -> Result<bool, StoreError> {
+    /// Deletes a team, its memberships and its keys (as LiteLLM does: a key left pointing at
+    /// a deleted team would escape the team's budget and model list). Returns whether the team
+    /// existed and the hashes of the keys deleted with it.
+    pub async fn delete_team(&self, team_id: &str) -> Result<(bool, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let keys: Vec<String> = sqlx::query("SELECT token FROM tollgate_keys WHERE team_id = $1")
+            .bind(team_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM tollgate_keys WHERE team_id = $1")
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM tollgate_team_members WHERE team_id = $1")
             .bind(team_id)
             .execute(&mut *tx)
@@ -155,7 +169,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+        Ok((r.rows_affected() > 0, keys))
     }
 
     pub async fn put_member(&self, m: &MemberRow) -> Result<(), StoreError> {

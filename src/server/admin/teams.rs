@@ -286,7 +286,10 @@ pub async fn delete(
         }
     }
     for id in &team_ids {
-        store.delete_team(id).await.map_err(db)?;
+        let (_, keys) = store.delete_team(id).await.map_err(db)?;
+        for hash in &keys {
+            st.auth.directory.remove_key(hash);
+        }
         st.auth.directory.remove_team(id);
     }
     Ok(Json(json!({"deleted_teams": team_ids})))
