@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,6 +25,11 @@ use futures::{Stream, StreamExt};
 /// upstream connection's task often runs on the other worker, and the first deferred wake-up
 /// can come before it has delivered. A third did not gather more in the benchmark.
 const IDLE_YIELDS: u8 = 2;
+/// The longest a batch (or the headers) waits for more: a busy runtime runs deferred tasks
+/// late, and a steady upstream would otherwise keep a batch growing.
+const MAX_HOLD: Duration = Duration::from_millis(1);
+/// A batch this large is handed on at once.
+const MAX_HELD: usize = 32 * 1024;
 
 /// The answer for an SSE body: status 200, the event-stream headers, and the first events
 /// already received in the same write as the headers.
@@ -38,9 +44,14 @@ where
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     let mut events = Coalesce::new(events);
-    // Only what is already on its way: a model that takes seconds to its first token must not
-    // hold the headers back.
-    let first = std::future::poll_fn(|cx| events.poll_first(cx)).await;
+    // Only what is already on its way, and for MAX_HOLD at most: a model that takes seconds to
+    // its first token must not hold the headers back.
+    let first = std::future::poll_fn(|cx| match events.step(cx, true) {
+        Step::Frame(b) => Poll::Ready(Some(Ok(b))),
+        Step::End | Step::Idle => Poll::Ready(None),
+        Step::Wait => Poll::Pending,
+    })
+    .await;
     let body = Body::from_stream(futures::stream::iter(first).chain(events));
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
@@ -53,9 +64,23 @@ pub struct Coalesce<S> {
     inner: S,
     /// Items received and not yet handed on.
     held: BytesMut,
+    /// When the batch being held began (or the wait for the first one).
+    since: Option<Instant>,
     /// Yields since the last item arrived.
     idle: u8,
     done: bool,
+}
+
+/// What one poll of a [`Coalesce`] came to.
+enum Step {
+    /// A batch to hand on.
+    Frame(Bytes),
+    /// The stream ended with nothing held.
+    End,
+    /// Woken later: by the inner stream, or by a deferred yield.
+    Wait,
+    /// Nothing held and nothing on its way (only when asked to wait eagerly).
+    Idle,
 }
 
 impl<S> Coalesce<S>
@@ -66,59 +91,62 @@ where
         Coalesce {
             inner,
             held: BytesMut::new(),
+            since: None,
             idle: 0,
             done: false,
         }
     }
 
-    /// Like `poll_next`, but resolves to `None` (nothing yet) instead of waiting once the
-    /// stream is idle with nothing held.
-    fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
-        match self.poll_held(cx, true) {
-            Poll::Ready(item) => Poll::Ready(item),
-            Poll::Pending if self.held.is_empty() && self.idle >= IDLE_YIELDS => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Gathers ready items; hands them on once `IDLE_YIELDS` yields found nothing new, or the
-    /// stream ended.
-    /// With `eager`, an empty hold also yields (to see whether the first item is on its way).
-    fn poll_held(
-        &mut self,
-        cx: &mut Context<'_>,
-        eager: bool,
-    ) -> Poll<Option<Result<Bytes, Infallible>>> {
+    /// Gathers ready items and hands them on once `IDLE_YIELDS` yields found nothing new, the
+    /// batch is `MAX_HOLD` old or `MAX_HELD` large, or the stream ended. With `eager`, an empty
+    /// hold also yields, to see whether a first item is on its way.
+    fn step(&mut self, cx: &mut Context<'_>, eager: bool) -> Step {
         loop {
             if self.done {
-                return Poll::Ready((!self.held.is_empty()).then(|| Ok(self.take())));
+                return if self.held.is_empty() {
+                    Step::End
+                } else {
+                    Step::Frame(self.take())
+                };
             }
             match self.inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
+                    self.since.get_or_insert_with(Instant::now);
                     self.held.extend_from_slice(&bytes);
                     self.idle = 0;
+                    if self.held.len() >= MAX_HELD {
+                        return Step::Frame(self.take());
+                    }
                 }
                 Poll::Ready(None) => self.done = true,
                 Poll::Pending => {
                     if self.held.is_empty() && !eager {
-                        return Poll::Pending;
+                        return Step::Wait;
                     }
-                    if self.idle < IDLE_YIELDS {
+                    let since = *self.since.get_or_insert_with(Instant::now);
+                    if self.idle < IDLE_YIELDS && since.elapsed() < MAX_HOLD {
                         self.idle += 1;
-                        return yield_now(cx);
+                        yield_now(cx);
+                        return Step::Wait;
                     }
                     if self.held.is_empty() {
-                        return Poll::Pending;
+                        self.reset();
+                        return Step::Idle;
                     }
-                    return Poll::Ready(Some(Ok(self.take())));
+                    return Step::Frame(self.take());
                 }
             }
         }
     }
 
     fn take(&mut self) -> Bytes {
-        self.idle = 0;
+        self.reset();
         self.held.split().freeze()
+    }
+
+    fn reset(&mut self) {
+        self.idle = 0;
+        self.since = None;
     }
 }
 
@@ -129,17 +157,19 @@ where
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.poll_held(cx, false)
+        match self.step(cx, false) {
+            Step::Frame(b) => Poll::Ready(Some(Ok(b))),
+            Step::End => Poll::Ready(None),
+            Step::Wait | Step::Idle => Poll::Pending,
+        }
     }
 }
 
-/// Pending now, woken after the worker has run what is queued: tokio's `yield_now` defers the
-/// wake-up; a plain `wake_by_ref` would requeue this task at once and wake an idle worker to
-/// steal it.
-fn yield_now<T>(cx: &mut Context<'_>) -> Poll<T> {
+/// Arranges a wake-up after the worker has run what is queued: tokio's `yield_now` defers it;
+/// a plain `wake_by_ref` would requeue this task at once and wake an idle worker to steal it.
+fn yield_now(cx: &mut Context<'_>) {
     let mut yielded = std::pin::pin!(tokio::task::yield_now());
     let _ = yielded.as_mut().poll(cx);
-    Poll::Pending
 }
 
 #[cfg(test)]
@@ -179,6 +209,35 @@ mod tests {
         assert_eq!(c.next().await.unwrap().unwrap(), "secondthird");
         drop(tx);
         assert!(c.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_capped_in_size() {
+        let many = (0..100).map(|_| Ok(Bytes::from(vec![b'x'; 1024])));
+        let frames: Vec<Bytes> = Coalesce::new(futures::stream::iter(many))
+            .map(|f| f.unwrap())
+            .collect()
+            .await;
+        assert!(frames.len() >= 3, "{} frames", frames.len());
+        assert!(frames.iter().all(|f| f.len() <= MAX_HELD));
+        assert_eq!(frames.iter().map(Bytes::len).sum::<usize>(), 100 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_steady_stream_is_not_held_to_its_end() {
+        // An upstream that always has the next event ready after one yield: without the
+        // time cap the whole answer would leave in one frame at the end.
+        let (tx, rx) = channel();
+        let producer = tokio::spawn(async move {
+            for _ in 0..20_000 {
+                tx.send(item("e")).unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let frames: Vec<Bytes> = Coalesce::new(rx).map(|f| f.unwrap()).collect().await;
+        producer.await.unwrap();
+        assert!(frames.len() > 1, "one frame of {} bytes", frames[0].len());
+        assert_eq!(frames.iter().map(Bytes::len).sum::<usize>(), 20_000);
     }
 
     #[tokio::test]

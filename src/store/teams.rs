@@ -143,23 +143,22 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Deletes a team and its memberships. Keys keep their `team_id` (then naming no team).
     /// Deletes a team, its memberships and its keys (as LiteLLM does: a key left pointing at
     /// a deleted team would escape the team's budget and model list). Returns whether the team
     /// existed and the hashes of the keys deleted with it.
     pub async fn delete_team(&self, team_id: &str) -> Result<(bool, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let keys: Vec<String> = sqlx::query("SELECT token FROM tollgate_keys WHERE team_id = $1")
-            .bind(team_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        sqlx::query("DELETE FROM tollgate_keys WHERE team_id = $1")
-            .bind(team_id)
-            .execute(&mut *tx)
-            .await?;
+        // One statement that writes first and reports what it deleted: a SELECT before the
+        // first write would make SQLite upgrade a read snapshot (SQLITE_BUSY_SNAPSHOT if the
+        // spend writer commits in between), and on PostgreSQL could miss a key added meanwhile.
+        let keys: Vec<String> =
+            sqlx::query("DELETE FROM tollgate_keys WHERE team_id = $1 RETURNING token")
+                .bind(team_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM tollgate_team_members WHERE team_id = $1")
             .bind(team_id)
             .execute(&mut *tx)
