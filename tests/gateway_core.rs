@@ -27,6 +27,7 @@ model_list:
 general_settings:
   master_key: sk-master
   max_request_size_mb: 1
+  proxy_batch_write_at: 0.2
 router_settings:
   num_retries: 0
 "#
@@ -151,6 +152,123 @@ async fn streams_and_strips_usage_the_client_did_not_ask_for() {
         .await
         .unwrap();
     assert!(text.contains("\"usage\""));
+}
+
+#[tokio::test]
+async fn legacy_completions_are_forwarded_streamed_and_accounted() {
+    let (up, mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let c = client();
+    let post = |path: &str, body: Value| {
+        c.post(gw.url(path))
+            .bearer_auth("sk-master")
+            .json(&body)
+            .send()
+    };
+
+    let r = post(
+        "/v1/completions",
+        json!({"model": "gpt-4o", "prompt": "Once upon a time", "max_tokens": 5, "suffix": "END"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-litellm-model-group"], "gpt-4o");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["choices"][0]["text"], " and so on.");
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+    let sent = mock.requests().last().unwrap().clone();
+    assert_eq!(
+        sent.path, "/completions",
+        "forwarded, not turned into a chat"
+    );
+    assert_eq!(sent.body["prompt"], "Once upon a time");
+    assert_eq!(sent.body["suffix"], "END", "unknown fields pass through");
+
+    // Streamed: the upstream's events in order, its usage chunk dropped unless asked for.
+    let text = post(
+        "/completions",
+        json!({"model": "gpt-4o", "prompt": "Once", "stream": true}),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let and = text.find(r#""text":" and""#).expect(&text);
+    let on = text.find(r#""text":" on.""#).expect(&text);
+    assert!(and < on && text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"usage\""), "{text}");
+    let sent = mock.requests().last().unwrap().body.clone();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    let text = post(
+        "/v1/completions",
+        json!({"model": "gpt-4o", "prompt": "Once", "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(text.contains("\"usage\""), "{text}");
+
+    // `mock_response` answers without calling the upstream, as for chat.
+    let before = mock.requests().len();
+    let v: Value = post(
+        "/v1/completions",
+        json!({"model": "gpt-4o", "prompt": "x", "mock_response": "canned"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["choices"][0]["text"], "canned");
+    assert_eq!(mock.requests().len(), before);
+
+    // Azure-style path; errors as for chat.
+    let r = post(
+        "/openai/deployments/gpt-4o/completions",
+        json!({"prompt": ["a", "b"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post("/v1/completions", json!({"model": "gpt-4o"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "prompt");
+    let r = post("/v1/completions", json!({"model": "flaky", "prompt": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+
+    // One spend row per call, logged as LiteLLM logs them.
+    for _ in 0..100 {
+        let rows: Value = c
+            .get(gw.url("/spend/logs"))
+            .bearer_auth("sk-master")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["call_type"] == "atext_completion")
+            .count();
+        if n == 6 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("expected 6 atext_completion spend rows");
 }
 
 #[tokio::test]

@@ -32,6 +32,10 @@ const MODEL: &[&str] = &[
     "/embeddings",
     "/v1/embeddings",
     "/openai/deployments/{model}/embeddings",
+    "/completions",
+    "/v1/completions",
+    "/openai/deployments/{model}/completions",
+    "/engines/{model}/completions",
     "/v1/messages",
 ];
 
@@ -100,6 +104,8 @@ general_settings:
 fn body_for(path: &str, model: Option<&str>) -> Value {
     let mut b = if path.contains("embeddings") {
         json!({"input": "hello"})
+    } else if path.ends_with("/completions") && !path.contains("chat") {
+        json!({"prompt": "hello"})
     } else if path.contains("messages") {
         json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
     } else {

@@ -1,4 +1,4 @@
-//! The mock's OpenAI Chat Completions and embeddings endpoints.
+//! The mock's OpenAI Chat Completions, text-completion and embeddings endpoints.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -235,6 +235,60 @@ pub async fn embeddings(State(st): State<MockState>, headers: HeaderMap, body: B
         .collect();
     let tokens = prompt_tokens(&req["input"]);
     Json(json!({"object": "list", "data": data, "model": req["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+        .into_response()
+}
+
+/// The legacy text-completion endpoint: echoes the prompt's start, streams in three events.
+pub async fn completions(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid JSON",
+        );
+    };
+    st.record("/completions", &headers, &req);
+    let model = req["model"].as_str().unwrap_or("mock").to_owned();
+    if model.contains("fail-500") {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "mock upstream failure",
+        );
+    }
+    let prompt = prompt_tokens(&req["prompt"]);
+    let usage =
+        json!({"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3});
+    let id = format!("cmpl-mock-{:016x}", rand::random::<u64>());
+    let chunk = |text: &str, finish: Value| {
+        json!({"id": id, "object": "text_completion", "created": 1700000000, "model": model,
+               "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]})
+    };
+    if req["stream"].as_bool() != Some(true) {
+        let mut answer = chunk(" and so on.", json!("stop"));
+        answer["usage"] = usage;
+        return Json(answer).into_response();
+    }
+    let mut frames = vec![
+        chunk(" and", Value::Null),
+        chunk(" so", Value::Null),
+        chunk(" on.", json!("stop")),
+    ];
+    if req["stream_options"]["include_usage"].as_bool() == Some(true) {
+        let mut last = chunk("", Value::Null);
+        last["choices"] = json!([]);
+        last["usage"] = usage;
+        frames.push(last);
+    }
+    let mut out: Vec<Result<Bytes, Infallible>> = frames
+        .into_iter()
+        .map(|f| Ok(Bytes::from(format!("data: {f}\n\n"))))
+        .collect();
+    out.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(futures::stream::iter(out)),
+    )
         .into_response()
 }
 

@@ -6,9 +6,12 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CallOptions, ChatReply, ChunkStream, Provider, ReplyBody, StreamChunk};
+use super::{
+    CallOptions, ChatReply, ChunkStream, Provider, ReplyBody, StreamChunk, TextCompletion,
+};
 use crate::error::ApiError;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Message, Usage,
@@ -180,6 +183,61 @@ impl Provider for Mock {
             .map(|c| Ok(StreamChunk::from_typed(c)))
             .collect();
         Ok(Box::pin(futures::stream::iter(items)))
+    }
+
+    async fn text_completion(&self, body: Value) -> Result<TextCompletion, ApiError> {
+        let text = match body.get("mock_response").or(self.reply.as_ref()) {
+            None | Some(Value::Null) => DEFAULT_REPLY.to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if let Some(err) = mock_error(&text) {
+            return Err(err);
+        }
+        let prompt = match body.get("prompt") {
+            Some(Value::String(s)) => estimate_tokens(s),
+            Some(Value::Array(a)) => a.iter().map(|p| estimate_tokens(&p.to_string())).sum(),
+            _ => 0,
+        };
+        let usage = usage(prompt, estimate_tokens(&text));
+        let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
+        let (created, model) = (now(), body.get("model").cloned().unwrap_or(Value::Null));
+        let chunk = |text: &str, finish: Value| {
+            json!({"id": id, "object": "text_completion", "created": created, "model": model,
+                   "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]})
+        };
+        if body.get("stream").and_then(Value::as_bool) != Some(true) {
+            let mut answer = chunk(&text, json!("stop"));
+            answer["usage"] = json!(usage);
+            return Ok(TextCompletion::Json {
+                bytes: Bytes::from(answer.to_string()),
+                id: Some(id),
+                usage: Some(usage),
+            });
+        }
+        let mut events: Vec<Value> = text
+            .split_inclusive(' ')
+            .map(|word| chunk(word, Value::Null))
+            .collect();
+        events.push(chunk("", json!("stop")));
+        let mut last = chunk("", Value::Null);
+        last["choices"] = json!([]);
+        last["usage"] = json!(usage);
+        events.push(last);
+        let items: Vec<Result<StreamChunk, ApiError>> = events
+            .iter()
+            .map(|v| {
+                let usage: Option<Usage> = v.get("usage").and_then(|u| Usage::deserialize(u).ok());
+                Ok(StreamChunk {
+                    json: Bytes::from(v.to_string()),
+                    usage_only: usage.is_some(),
+                    usage,
+                })
+            })
+            .collect();
+        Ok(TextCompletion::Stream(Box::pin(futures::stream::iter(
+            items,
+        ))))
     }
 
     async fn embeddings(&self, body: Value) -> Result<(Bytes, Option<Usage>), ApiError> {

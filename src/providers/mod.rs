@@ -123,6 +123,17 @@ pub struct NativeStream {
     pub bytes: Pin<Box<dyn Stream<Item = Result<Bytes, ApiError>> + Send>>,
 }
 
+/// The answer to a legacy text completion: the upstream's JSON with its id and usage, or
+/// its event stream.
+pub enum TextCompletion {
+    Json {
+        bytes: Bytes,
+        id: Option<String>,
+        usage: Option<Usage>,
+    },
+    Stream(ChunkStream),
+}
+
 /// What the handler passes along besides the request body.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
@@ -150,6 +161,16 @@ pub trait Provider: Send + Sync {
         let _ = body;
         Err(ApiError::bad_request(
             "this provider does not serve embeddings through Tollgate",
+        ))
+    }
+
+    /// `POST /completions`, the legacy text-completion API, with the OpenAI body. Only
+    /// OpenAI-compatible upstreams (and the mock) serve it: it is how base models and
+    /// fill-in-the-middle are reached, so it is forwarded, not rewritten into a chat.
+    async fn text_completion(&self, body: Value) -> Result<TextCompletion, ApiError> {
+        let _ = body;
+        Err(ApiError::bad_request(
+            "this provider does not serve /completions through Tollgate; use /chat/completions",
         ))
     }
 

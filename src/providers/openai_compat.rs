@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use super::http::{self, Client};
 use super::registry::Family;
-use super::{CallOptions, ChatReply, ChunkStream, Provider, ReplyBody, StreamChunk};
+use super::{
+    CallOptions, ChatReply, ChunkStream, Provider, ReplyBody, StreamChunk, TextCompletion,
+};
 use crate::config::{Deployment, Env};
 use crate::error::ApiError;
 use crate::types::sse::SseDecoder;
@@ -136,6 +138,19 @@ impl OpenAiCompat {
         http::send(&self.client, rb, timeout, self.provider).await
     }
 
+    /// An upstream event stream as chunks. Decoded inline as the client's body pulls it (no
+    /// task, no channel): dropping the stream (client gone) drops the upstream response.
+    fn events(&self, resp: http::Response) -> ChunkStream {
+        let state = Upstream {
+            bytes: resp.bytes_stream(),
+            decoder: SseDecoder::new(),
+            ready: VecDeque::new(),
+            done: false,
+            provider: self.provider,
+        };
+        Box::pin(futures::stream::unfold(state, Upstream::next))
+    }
+
     fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         serde_json::to_vec(req).map_err(|e| ApiError::internal(format!("encoding request: {e}")))
     }
@@ -194,17 +209,49 @@ impl Provider for OpenAiCompat {
         opts.include_usage = Some(true);
         let rb = self.request(&req.model, "chat/completions", self.body(&req)?);
         let resp = self.send(rb, self.stream_timeout).await?;
-        // Decoded inline as the client's body pulls it (no task, no channel): events that arrive
-        // together are handed on together, so the server writes them in one go, and dropping
-        // the stream (client gone) drops the upstream response.
-        let state = Upstream {
-            bytes: resp.bytes_stream(),
-            decoder: SseDecoder::new(),
-            ready: VecDeque::new(),
-            done: false,
-            provider: self.provider,
-        };
-        Ok(Box::pin(futures::stream::unfold(state, Upstream::next)))
+        Ok(self.events(resp))
+    }
+
+    async fn text_completion(&self, mut body: Value) -> Result<TextCompletion, ApiError> {
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+        if stream && let Some(obj) = body.as_object_mut() {
+            // As for chat: cost needs usage; the handler drops the chunk if the client did not ask.
+            let opts = obj
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(o) = opts.as_object_mut() {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::internal(format!("encoding request: {e}")))?;
+        let rb = self.request(&model, "completions", bytes);
+        if stream {
+            let resp = self.send(rb, self.stream_timeout).await?;
+            return Ok(TextCompletion::Stream(self.events(resp)));
+        }
+        let resp = self.send(rb, self.timeout).await?;
+        let bytes = http::read_body(resp, self.timeout, self.provider).await?;
+        let peek: UsagePeek = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::upstream(
+                502,
+                "api_error",
+                format!(
+                    "{} returned a body that is not a text completion: {e}",
+                    self.provider
+                ),
+            )
+        })?;
+        Ok(TextCompletion::Json {
+            bytes,
+            id: peek.id,
+            usage: peek.usage,
+        })
     }
 
     async fn embeddings(&self, body: Value) -> Result<(Bytes, Option<Usage>), ApiError> {

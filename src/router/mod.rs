@@ -18,7 +18,7 @@ use rand::Rng;
 use crate::config::{Config, Deployment, Env, RouterSettings};
 use crate::error::ApiError;
 use crate::providers::registry::{self, Family};
-use crate::providers::{self, CallOptions, ChatReply, ChunkStream, Provider, http};
+use crate::providers::{self, CallOptions, ChatReply, ChunkStream, Provider, TextCompletion, http};
 use crate::types::ChatRequest;
 pub use cooldown::Health;
 
@@ -436,6 +436,34 @@ impl Router {
             })
             .await?;
         Ok((bytes, usage, attempt))
+    }
+
+    /// A legacy text completion (`/completions`), with the same retries as embeddings; a
+    /// stream is retried only until it starts.
+    pub async fn text_completion(
+        &self,
+        group: &str,
+        body: serde_json::Value,
+    ) -> Result<(TextCompletion, Attempt), (ApiError, Option<Attempt>)> {
+        let requested = body
+            .get("model")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(group)
+            .to_owned();
+        let mut retries = 0;
+        self.with_retries(group, &requested, 0, &mut retries, |_, provider, model| {
+            let mut call = body.clone();
+            call["model"] = serde_json::Value::String(model);
+            async move {
+                if call.get("mock_response").is_some() {
+                    // Answered without calling the provider, as for chat.
+                    let mock = providers::mock::Mock::new(None);
+                    return mock.text_completion(call).await;
+                }
+                provider.text_completion(call).await
+            }
+        })
+        .await
     }
 
     fn retry_delay(&self, err: &ApiError, attempt: u32) -> Duration {

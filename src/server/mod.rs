@@ -49,6 +49,16 @@ pub fn router(state: AppState) -> Router {
             "/openai/deployments/{model}/embeddings",
             post(openai::azure_embeddings),
         )
+        .route("/completions", post(openai::completions))
+        .route("/v1/completions", post(openai::completions))
+        .route(
+            "/openai/deployments/{model}/completions",
+            post(openai::azure_completions),
+        )
+        .route(
+            "/engines/{model}/completions",
+            post(openai::azure_completions),
+        )
         .route("/models", get(openai::list_models))
         .route("/v1/models", get(openai::list_models))
         .route("/models/{model}", get(openai::get_model))

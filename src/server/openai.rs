@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,8 +16,8 @@ use super::call::{CallRecord, SseBody};
 use super::sse::sse_response;
 use crate::auth::{CallFacts, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::providers::CallOptions;
 use crate::providers::mock::{estimate_tokens, tokens_for_chars};
+use crate::providers::{CallOptions, TextCompletion};
 use crate::router::Outcome;
 use crate::state::AppState;
 use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS};
@@ -358,6 +358,136 @@ async fn embeddings_inner(
                 header::HeaderValue::from_static("application/json"),
             );
             Ok((StatusCode::OK, h, bytes).into_response())
+        }
+        Err((err, attempt)) => {
+            if let Some(a) = attempt {
+                record.set_attempt(a);
+            }
+            let h = record.headers(None);
+            record.fail(&err, None);
+            let mut resp = err.into_response();
+            resp.headers_mut().extend(h);
+            Ok(resp)
+        }
+    }
+}
+
+/// `POST /completions` and `/v1/completions`: the legacy text-completion API.
+pub async fn completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match completions_inner(st, peer, headers, None, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Azure-style `/openai/deployments/{model}/completions` and `/engines/{model}/completions`.
+pub async fn azure_completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match completions_inner(st, peer, headers, Some(model), body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Forwarded to the deployment's own `/completions` (OpenAI-compatible upstreams and the mock),
+/// accounted like a chat call (`call_type` `atext_completion`, as LiteLLM logs it).
+async fn completions_inner(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let caller = st.auth.authenticate(&headers).await?;
+    let raw = body::bytes(body)?;
+    let mut v: Value = body::json(&raw)?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    };
+    if let Some(m) = path_model {
+        obj.entry("model").or_insert(Value::String(m));
+    }
+    let model = obj
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("model is required").with_param("model"))?;
+    let prompt_tokens = match obj.get("prompt") {
+        Some(Value::String(s)) => estimate_tokens(s),
+        Some(p @ Value::Array(_)) => estimate_tokens(&p.to_string()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "prompt is required (a string or an array of strings or tokens)",
+            )
+            .with_param("prompt"));
+        }
+    };
+    let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
+        return Err(st.router.unknown_model(&model));
+    };
+    let metadata = obj.remove("metadata");
+    for field in GATEWAY_ONLY_FIELDS {
+        if *field != "mock_response" {
+            obj.remove(*field);
+        }
+    }
+    let user = obj.get("user").and_then(Value::as_str).map(str::to_owned);
+    let client_wants_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let facts = CallFacts {
+        model_group: group.clone(),
+        end_user: user.clone(),
+        estimated_prompt_tokens: prompt_tokens,
+        estimated_cost: 0.0,
+    };
+    let admission = st.auth.admit(&caller, &facts).await?;
+    let mut record = CallRecord::new(st.clone(), &caller, admission, "atext_completion", started);
+    record.estimated_prompt_tokens = prompt_tokens;
+    record.event.end_user = user;
+    record.event.requester_ip = Some(peer.ip().to_string());
+    if let Some(m) = metadata.filter(Value::is_object) {
+        record.event.metadata = m;
+    }
+    record.upstream_begins();
+    match st.router.text_completion(&group, v).await {
+        Ok((TextCompletion::Json { bytes, id, usage }, attempt)) => {
+            record.set_attempt(attempt);
+            record.first_token();
+            let cost = usage.as_ref().map(|u| record.cost(u));
+            let mut h = record.headers(cost.or(Some(0.0)));
+            if let Some(id) = id {
+                record.event.request_id = id;
+            }
+            record.succeed(usage.as_ref(), || serde_json::from_slice(&bytes).ok());
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.headers_mut() = h;
+            Ok(resp)
+        }
+        Ok((TextCompletion::Stream(chunks), attempt)) => {
+            record.set_attempt(attempt);
+            let h = record.headers(None);
+            let body = SseBody::new(chunks, record, client_wants_usage);
+            Ok(sse_response(h, body).await)
         }
         Err((err, attempt)) => {
             if let Some(a) = attempt {

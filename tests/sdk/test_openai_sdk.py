@@ -102,6 +102,25 @@ def test_models_and_embeddings(gateway):
     assert len(e.data) == 2
 
 
+def test_legacy_completions_streaming_and_not(gateway):
+    c = client(gateway)
+    r = c.completions.create(model="gpt-4o", prompt="Once upon a time", max_tokens=5)
+    assert r.object == "text_completion"
+    assert r.choices[0].text == " and so on."
+    assert r.usage.completion_tokens == 3
+    stream = c.completions.create(
+        model="gpt-4o", prompt="Once", stream=True, stream_options={"include_usage": True}
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].text
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == " and so on."
+    assert usage is not None and usage.completion_tokens == 3
+
+
 def test_openclaw_request_arrives_intact_and_streams_back(gateway, upstream):
     """The real request OpenClaw sent (50K-char system prompt, 14 tools, two user turns)."""
     body = json.loads((REFERENCE / "openclaw-sample-request.json").read_text())
