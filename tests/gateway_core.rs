@@ -189,7 +189,7 @@ async fn legacy_completions_are_forwarded_streamed_and_accounted() {
     // Streamed: the upstream's events in order, its usage chunk dropped unless asked for.
     let text = post(
         "/completions",
-        json!({"model": "gpt-4o", "prompt": "Once", "stream": true}),
+        json!({"model": "gpt-4o", "prompt": "Once", "stream": true, "stream_options": null, "metadata": {"tags": ["legacy"]}}),
     )
     .await
     .unwrap()
@@ -257,13 +257,22 @@ async fn legacy_completions_are_forwarded_streamed_and_accounted() {
             .json()
             .await
             .unwrap();
-        let n = rows
+        let rows: Vec<&Value> = rows
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["call_type"] == "atext_completion")
-            .count();
-        if n == 6 {
+            .collect();
+        if rows.len() == 6 {
+            let tagged: Vec<_> = rows
+                .iter()
+                .filter(|r| r["request_tags"] == json!(["legacy"]))
+                .collect();
+            assert_eq!(tagged.len(), 1, "{rows:?}");
+            assert_eq!(
+                tagged[0]["completion_tokens"], 3,
+                "usage asked for despite null"
+            );
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

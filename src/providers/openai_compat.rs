@@ -224,6 +224,10 @@ impl Provider for OpenAiCompat {
             let opts = obj
                 .entry("stream_options")
                 .or_insert_with(|| Value::Object(Default::default()));
+            if !opts.is_object() {
+                // `null` or junk: replaced, or the upstream would not send usage.
+                *opts = Value::Object(Default::default());
+            }
             if let Some(o) = opts.as_object_mut() {
                 o.insert("include_usage".into(), Value::Bool(true));
             }

@@ -291,22 +291,28 @@ impl Drop for CallRecord {
     }
 }
 
-/// Bytes of the `content` and `reasoning_content` strings of a chunk (as sent, escapes
-/// included), for estimating completion tokens if the stream ends without usage. Found by
-/// scanning, not parsing: it runs on every chunk, and deserializing each one was ~15% of a
-/// streamed call's instructions. A key inside a string value cannot match: its quotes are
-/// escaped there.
-fn delta_text_len(json: &[u8]) -> usize {
-    // Built once: constructing a searcher costs more than running it on a small chunk.
-    static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
-        std::sync::LazyLock::new(|| {
-            [
-                memchr::memmem::Finder::new(b"\"content\":"),
-                memchr::memmem::Finder::new(b"\"reasoning_content\":"),
-            ]
-        });
+type Finder = memchr::memmem::Finder<'static>;
+
+/// The streamed-text keys of chat chunks (`delta.content`, `delta.reasoning_content`).
+/// Searchers are built once: constructing one costs more than running it on a small chunk.
+static CHAT_TEXT: std::sync::LazyLock<[Finder; 2]> = std::sync::LazyLock::new(|| {
+    [
+        Finder::new(b"\"content\":"),
+        Finder::new(b"\"reasoning_content\":"),
+    ]
+});
+
+/// The streamed-text key of legacy text-completion chunks (`choices[].text`).
+static COMPLETION_TEXT: std::sync::LazyLock<[Finder; 1]> =
+    std::sync::LazyLock::new(|| [Finder::new(b"\"text\":")]);
+
+/// Bytes of the strings under `keys` in a chunk (as sent, escapes included), for estimating
+/// completion tokens if the stream ends without usage. Found by scanning, not parsing: it runs
+/// on every chunk, and deserializing each one was ~15% of a streamed call's instructions. A key
+/// inside a string value cannot match: its quotes are escaped there.
+fn delta_text_len(json: &[u8], keys: &[Finder]) -> usize {
     let mut total = 0;
-    for key in KEYS.iter() {
+    for key in keys {
         let mut rest = json;
         while let Some(i) = key.find(rest) {
             let value = rest[i + key.needle().len()..].trim_ascii_start();
@@ -345,6 +351,8 @@ pub struct SseBody {
     client_wants_usage: bool,
     usage: Option<Usage>,
     streamed_chars: usize,
+    /// Where the streamed text is in a chunk.
+    text_keys: &'static [Finder],
     finished: bool,
 }
 
@@ -356,8 +364,15 @@ impl SseBody {
             client_wants_usage,
             usage: None,
             streamed_chars: 0,
+            text_keys: &*CHAT_TEXT,
             finished: false,
         }
+    }
+
+    /// For a legacy text completion, whose chunks carry their text in `choices[].text`.
+    pub fn counting_text_completions(mut self) -> Self {
+        self.text_keys = &*COMPLETION_TEXT;
+        self
     }
 
     fn observe(&mut self, chunk: &StreamChunk) {
@@ -368,7 +383,7 @@ impl SseBody {
             self.usage = Some(u.clone());
         }
         if self.usage.is_none() {
-            self.streamed_chars += delta_text_len(&chunk.json);
+            self.streamed_chars += delta_text_len(&chunk.json, self.text_keys);
         }
     }
 
@@ -449,24 +464,33 @@ impl Drop for SseBody {
 
 #[cfg(test)]
 mod tests {
-    use super::{delta_text_len, millis};
+    use super::{CHAT_TEXT, COMPLETION_TEXT, delta_text_len, millis};
     use std::time::Duration;
 
     #[test]
     fn counts_streamed_text_without_parsing() {
         let chunk = br#"{"id":"c","choices":[{"index":0,"delta":{"content":"He said \"hi\"","reasoning_content":"ab"}}]}"#;
-        assert_eq!(delta_text_len(chunk), r#"He said \"hi\""#.len() + 2);
+        assert_eq!(
+            delta_text_len(chunk, &*CHAT_TEXT),
+            r#"He said \"hi\""#.len() + 2
+        );
         // A tool call whose arguments mention a content key: escaped quotes, no match.
         let tool = br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"content\":\"x\"}"}}]}}]}"#;
-        assert_eq!(delta_text_len(tool), 0);
+        assert_eq!(delta_text_len(tool, &*CHAT_TEXT), 0);
         assert_eq!(
-            delta_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#),
+            delta_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#, &*CHAT_TEXT),
             0
         );
         assert_eq!(
-            delta_text_len(br#"{"choices":[{"delta":{"content":"unterminated"#),
+            delta_text_len(
+                br#"{"choices":[{"delta":{"content":"unterminated"#,
+                &*CHAT_TEXT
+            ),
             12
         );
+        let legacy = br#"{"object":"text_completion","choices":[{"text":" and so","index":0}]}"#;
+        assert_eq!(delta_text_len(legacy, &*COMPLETION_TEXT), 7);
+        assert_eq!(delta_text_len(legacy, &*CHAT_TEXT), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::body;
 use super::call::{CallRecord, SseBody};
@@ -18,7 +18,7 @@ use crate::auth::{CallFacts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::providers::mock::{estimate_tokens, tokens_for_chars};
 use crate::providers::{CallOptions, TextCompletion};
-use crate::router::Outcome;
+use crate::router::{Attempt, Outcome};
 use crate::state::AppState;
 use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS};
 
@@ -65,9 +65,10 @@ pub struct GatewayFields {
     pub fallbacks: Option<Vec<String>>,
 }
 
-/// Removes LiteLLM's gateway-only fields (keeping `mock_response` for the router).
-pub fn take_gateway_fields(req: &mut ChatRequest) -> GatewayFields {
-    let metadata = req.extra.remove("metadata").unwrap_or(Value::Null);
+/// Removes LiteLLM's gateway-only fields from a body's fields (keeping `mock_response` for
+/// the router).
+pub fn take_gateway_fields(fields: &mut Map<String, Value>) -> GatewayFields {
+    let metadata = fields.remove("metadata").unwrap_or(Value::Null);
     let mut tags: Vec<String> = metadata
         .get("tags")
         .and_then(Value::as_array)
@@ -77,10 +78,10 @@ pub fn take_gateway_fields(req: &mut ChatRequest) -> GatewayFields {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(Value::Array(a)) = req.extra.remove("tags") {
+    if let Some(Value::Array(a)) = fields.remove("tags") {
         tags.extend(a.iter().filter_map(|t| t.as_str().map(str::to_owned)));
     }
-    let fallbacks = match req.extra.remove("fallbacks") {
+    let fallbacks = match fields.remove("fallbacks") {
         Some(Value::Array(a)) => Some(
             a.iter()
                 .filter_map(|v| match v {
@@ -92,13 +93,10 @@ pub fn take_gateway_fields(req: &mut ChatRequest) -> GatewayFields {
         ),
         _ => None,
     };
-    let disable = matches!(
-        req.extra.remove("disable_fallbacks"),
-        Some(Value::Bool(true))
-    );
+    let disable = matches!(fields.remove("disable_fallbacks"), Some(Value::Bool(true)));
     for f in GATEWAY_ONLY_FIELDS {
         if *f != "mock_response" {
-            req.extra.remove(*f);
+            fields.remove(*f);
         }
     }
     GatewayFields {
@@ -110,6 +108,29 @@ pub fn take_gateway_fields(req: &mut ChatRequest) -> GatewayFields {
         tags,
         fallbacks: if disable { Some(Vec::new()) } else { fallbacks },
     }
+}
+
+/// The customer a call is for: the body's `user`, else LiteLLM's `x-litellm-end-user-id`.
+fn end_user(body_user: Option<String>, headers: &HeaderMap) -> Option<String> {
+    body_user.or_else(|| {
+        headers
+            .get("x-litellm-end-user-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+}
+
+/// The answer to a call the router could not complete: the error, with the `x-litellm-*`
+/// headers of the attempt, accounted as failed.
+fn failed(mut record: CallRecord, err: ApiError, attempt: Option<Attempt>) -> Response {
+    if let Some(a) = attempt {
+        record.set_attempt(a);
+    }
+    let headers = record.headers(None);
+    record.fail(&err, None);
+    let mut resp = err.into_response();
+    resp.headers_mut().extend(headers);
+    resp
 }
 
 /// Rough prompt size from the request, for limits and as a last resort for usage.
@@ -138,16 +159,11 @@ async fn chat_inner(
     let caller = st.auth.authenticate(&headers).await?;
     let raw = body::bytes(body)?;
     let mut req: ChatRequest = parse_chat(&raw, path_model)?;
-    let gw = take_gateway_fields(&mut req);
+    let gw = take_gateway_fields(&mut req.extra);
     let Some(group) = st.router.resolve_group(&req.model).map(str::to_owned) else {
         return Err(st.router.unknown_model(&req.model));
     };
-    let end_user = req.user.clone().or_else(|| {
-        headers
-            .get("x-litellm-end-user-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
+    let end_user = end_user(req.user.clone(), &headers);
     let prompt_est = estimate_prompt_tokens(&req);
     let facts = CallFacts {
         model_group: group.clone(),
@@ -183,16 +199,7 @@ async fn chat_inner(
         .await;
     let (outcome, attempt) = match outcome {
         Ok(ok) => ok,
-        Err((err, attempt)) => {
-            if let Some(a) = attempt {
-                record.set_attempt(a);
-            }
-            let headers = record.headers(None);
-            record.fail(&err, None);
-            let mut resp = err.into_response();
-            resp.headers_mut().extend(headers);
-            return Ok(resp);
-        }
+        Err((err, attempt)) => return Ok(failed(record, err, attempt)),
     };
     record.set_attempt(attempt);
     match outcome {
@@ -332,7 +339,10 @@ async fn embeddings_inner(
         return Err(st.router.unknown_model(&model));
     };
     let metadata = v.as_object_mut().and_then(|o| o.remove("metadata"));
-    let user = v.get("user").and_then(Value::as_str).map(str::to_owned);
+    let user = end_user(
+        v.get("user").and_then(Value::as_str).map(str::to_owned),
+        &headers,
+    );
     let facts = CallFacts {
         model_group: group.clone(),
         end_user: user.clone(),
@@ -359,16 +369,7 @@ async fn embeddings_inner(
             );
             Ok((StatusCode::OK, h, bytes).into_response())
         }
-        Err((err, attempt)) => {
-            if let Some(a) = attempt {
-                record.set_attempt(a);
-            }
-            let h = record.headers(None);
-            record.fail(&err, None);
-            let mut resp = err.into_response();
-            resp.headers_mut().extend(h);
-            Ok(resp)
-        }
+        Err((err, attempt)) => Ok(failed(record, err, attempt)),
     }
 }
 
@@ -413,9 +414,7 @@ async fn completions_inner(
     let raw = body::bytes(body)?;
     let mut v: Value = body::json(&raw)?;
     let Some(obj) = v.as_object_mut() else {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("Request body must be a JSON object."));
     };
     if let Some(m) = path_model {
         obj.entry("model").or_insert(Value::String(m));
@@ -423,28 +422,33 @@ async fn completions_inner(
     let model = obj
         .get("model")
         .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
         .map(str::to_owned)
         .ok_or_else(|| ApiError::bad_request("model is required").with_param("model"))?;
-    let prompt_tokens = match obj.get("prompt") {
-        Some(Value::String(s)) => estimate_tokens(s),
-        Some(p @ Value::Array(_)) => estimate_tokens(&p.to_string()),
-        _ => {
-            return Err(ApiError::bad_request(
-                "prompt is required (a string or an array of strings or tokens)",
+    let prompt_tokens = obj
+        .get("prompt")
+        .and_then(legacy_prompt_tokens)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "prompt is required: a string, or an array of strings or of token ids",
             )
-            .with_param("prompt"));
-        }
-    };
+            .with_param("prompt")
+        })?;
     let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
         return Err(st.router.unknown_model(&model));
     };
-    let metadata = obj.remove("metadata");
-    for field in GATEWAY_ONLY_FIELDS {
-        if *field != "mock_response" {
-            obj.remove(*field);
-        }
-    }
-    let user = obj.get("user").and_then(Value::as_str).map(str::to_owned);
+    // Per-request `fallbacks` are not applied here (the group's retries are).
+    let gw = take_gateway_fields(obj);
+    let user = end_user(
+        obj.get("user").and_then(Value::as_str).map(str::to_owned),
+        &headers,
+    );
+    let prompt = st
+        .config
+        .general
+        .store_prompts_in_spend_logs
+        .then(|| obj.get("prompt").cloned())
+        .flatten();
     let client_wants_usage = obj
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -461,9 +465,9 @@ async fn completions_inner(
     record.estimated_prompt_tokens = prompt_tokens;
     record.event.end_user = user;
     record.event.requester_ip = Some(peer.ip().to_string());
-    if let Some(m) = metadata.filter(Value::is_object) {
-        record.event.metadata = m;
-    }
+    record.event.tags = gw.tags;
+    record.event.metadata = gw.metadata;
+    record.event.messages = prompt;
     record.upstream_begins();
     match st.router.text_completion(&group, v).await {
         Ok((TextCompletion::Json { bytes, id, usage }, attempt)) => {
@@ -486,19 +490,29 @@ async fn completions_inner(
         Ok((TextCompletion::Stream(chunks), attempt)) => {
             record.set_attempt(attempt);
             let h = record.headers(None);
-            let body = SseBody::new(chunks, record, client_wants_usage);
+            let body = SseBody::new(chunks, record, client_wants_usage).counting_text_completions();
             Ok(sse_response(h, body).await)
         }
-        Err((err, attempt)) => {
-            if let Some(a) = attempt {
-                record.set_attempt(a);
-            }
-            let h = record.headers(None);
-            record.fail(&err, None);
-            let mut resp = err.into_response();
-            resp.headers_mut().extend(h);
-            Ok(resp)
-        }
+        Err((err, attempt)) => Ok(failed(record, err, attempt)),
+    }
+}
+
+/// Estimated tokens of a legacy prompt: a string, strings, token ids or arrays of token ids
+/// (`None` for anything else).
+fn legacy_prompt_tokens(prompt: &Value) -> Option<u64> {
+    match prompt {
+        Value::String(s) => Some(estimate_tokens(s)),
+        Value::Array(items) if !items.is_empty() => items.iter().try_fold(0, |n, p| {
+            Some(
+                n + match p {
+                    Value::String(s) => estimate_tokens(s),
+                    Value::Number(_) => 1,
+                    Value::Array(ids) if ids.iter().all(Value::is_number) => ids.len() as u64,
+                    _ => return None,
+                },
+            )
+        }),
+        _ => None,
     }
 }
 
