@@ -149,6 +149,26 @@ test("streaming chat completion with usage", async () => {
   assert.equal(usage?.completion_tokens, 7);
 });
 
+test("legacy completions, streaming and not", async () => {
+  const r = await client().completions.create({ model: "gpt-4o", prompt: "Once upon a time", max_tokens: 5 });
+  assert.equal(r.object, "text_completion");
+  assert.equal(r.choices[0].text, " and so on.");
+  const stream = await client().completions.create({
+    model: "gpt-4o",
+    prompt: "Once",
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = "";
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.choices.length) text += chunk.choices[0].text;
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, " and so on.");
+  assert.equal(usage?.completion_tokens, 3);
+});
+
 test("streamed tool call arguments reassemble (stream helper)", async () => {
   const stream = client().chat.completions.stream({
     model: "gpt-4o-tools",
