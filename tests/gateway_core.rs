@@ -157,7 +157,25 @@ async fn streams_and_strips_usage_the_client_did_not_ask_for() {
 #[tokio::test]
 async fn legacy_completions_are_forwarded_streamed_and_accounted() {
     let (up, mock) = mock_upstream().await;
-    let gw = gateway(&config(&up)).start();
+    // A group mixing an OpenAI-compatible and an Anthropic deployment, and an Anthropic-only one.
+    let groups = format!(
+        r#"  - model_name: mixed
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {up}/v1
+  - model_name: mixed
+    litellm_params:
+      model: anthropic/claude-x
+      api_base: {up}
+      api_key: sk-upstream
+  - model_name: claude-only
+    litellm_params:
+      model: anthropic/claude-x
+      api_base: {up}
+      api_key: sk-upstream
+general_settings:"#
+    );
+    let gw = gateway(&config(&up).replacen("general_settings:", &groups, 1)).start();
     let c = client();
     let post = |path: &str, body: Value| {
         c.post(gw.url(path))
@@ -246,6 +264,29 @@ async fn legacy_completions_are_forwarded_streamed_and_accounted() {
         .unwrap();
     assert_eq!(r.status(), 500);
 
+    // Only the deployments that serve /completions are picked; a group with none says so.
+    for _ in 0..6 {
+        let r = post("/v1/completions", json!({"model": "mixed", "prompt": "x"}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = post(
+        "/v1/completions",
+        json!({"model": "claude-only", "prompt": "x"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/chat/completions"),
+        "{e}"
+    );
+
     // One spend row per call, logged as LiteLLM logs them.
     for _ in 0..100 {
         let rows: Value = c
@@ -263,7 +304,7 @@ async fn legacy_completions_are_forwarded_streamed_and_accounted() {
             .iter()
             .filter(|r| r["call_type"] == "atext_completion")
             .collect();
-        if rows.len() == 6 {
+        if rows.len() == 13 {
             let tagged: Vec<_> = rows
                 .iter()
                 .filter(|r| r["request_tags"] == json!(["legacy"]))
@@ -277,7 +318,7 @@ async fn legacy_completions_are_forwarded_streamed_and_accounted() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("expected 6 atext_completion spend rows");
+    panic!("expected 13 atext_completion spend rows (the refused claude-only call is logged as failed)");
 }
 
 #[tokio::test]

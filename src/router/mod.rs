@@ -340,7 +340,7 @@ impl Router {
         requested: &str,
         fallback_index: u32,
         total_retries: &mut u32,
-        mut call: F,
+        call: F,
     ) -> Result<(T, Attempt), (ApiError, Option<Attempt>)>
     where
         F: FnMut(&DeploymentHandle, Arc<dyn Provider>, String) -> Fut,
@@ -350,6 +350,31 @@ impl Router {
             .groups
             .get(group)
             .ok_or_else(|| (self.unknown_model(requested), None))?;
+        self.with_retries_in(
+            deployments,
+            group,
+            requested,
+            fallback_index,
+            total_retries,
+            call,
+        )
+        .await
+    }
+
+    /// [`Self::with_retries`] over a given set of the group's deployments.
+    async fn with_retries_in<T, F, Fut>(
+        &self,
+        deployments: &[Arc<DeploymentHandle>],
+        group: &str,
+        requested: &str,
+        fallback_index: u32,
+        total_retries: &mut u32,
+        mut call: F,
+    ) -> Result<(T, Attempt), (ApiError, Option<Attempt>)>
+    where
+        F: FnMut(&DeploymentHandle, Arc<dyn Provider>, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
         let retries = deployments
             .iter()
             .filter_map(|d| d.config.num_retries)
@@ -450,19 +475,53 @@ impl Router {
             .and_then(serde_json::Value::as_str)
             .unwrap_or(group)
             .to_owned();
+        // Only deployments that can serve it: a group mixing OpenAI-compatible and other
+        // providers would otherwise fail whenever the balancer picked one of the others.
+        let all = self
+            .groups
+            .get(group)
+            .ok_or_else(|| (self.unknown_model(&requested), None))?;
+        let mocked = body.get("mock_response").is_some();
+        let eligible: Vec<Arc<DeploymentHandle>> = all
+            .iter()
+            .filter(|d| {
+                mocked
+                    || d.config.litellm_model.contains('*')
+                    || matches!(
+                        d.config.provider.family,
+                        Family::OpenAiCompat | Family::Azure | Family::Mock
+                    )
+            })
+            .cloned()
+            .collect();
+        if eligible.is_empty() {
+            return Err((
+                ApiError::bad_request(format!(
+                    "no deployment of model group {group} serves /completions (only OpenAI-compatible providers do); use /chat/completions"
+                )),
+                None,
+            ));
+        }
         let mut retries = 0;
-        self.with_retries(group, &requested, 0, &mut retries, |_, provider, model| {
-            let mut call = body.clone();
-            call["model"] = serde_json::Value::String(model);
-            async move {
-                if call.get("mock_response").is_some() {
-                    // Answered without calling the provider, as for chat.
-                    let mock = providers::mock::Mock::new(None);
-                    return mock.text_completion(call).await;
+        self.with_retries_in(
+            &eligible,
+            group,
+            &requested,
+            0,
+            &mut retries,
+            |_, provider, model| {
+                let mut call = body.clone();
+                call["model"] = serde_json::Value::String(model);
+                async move {
+                    if call.get("mock_response").is_some() {
+                        // Answered without calling the provider, as for chat.
+                        let mock = providers::mock::Mock::new(None);
+                        return mock.text_completion(call).await;
+                    }
+                    provider.text_completion(call).await
                 }
-                provider.text_completion(call).await
-            }
-        })
+            },
+        )
         .await
     }
 
