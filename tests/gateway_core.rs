@@ -318,7 +318,9 @@ general_settings:"#
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("expected 13 atext_completion spend rows (the refused claude-only call is logged as failed)");
+    panic!(
+        "expected 13 atext_completion spend rows (the refused claude-only call is logged as failed)"
+    );
 }
 
 #[tokio::test]
