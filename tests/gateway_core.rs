@@ -81,6 +81,34 @@ async fn chat_round_trip_with_auth_and_headers() {
             .iter()
             .any(|(k, v)| k == "authorization" && v == "Bearer sk-upstream")
     );
+
+    // LiteLLM's priority-queue route: chat, its `priority` kept from the upstream; elsewhere
+    // `priority` is a field like any other (vLLM schedules by it).
+    let mut queued = body.clone();
+    queued["priority"] = json!(1);
+    let r = c
+        .post(gw.url("/queue/chat/completions"))
+        .bearer_auth("sk-master")
+        .json(&queued)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        mock.requests()
+            .last()
+            .unwrap()
+            .body
+            .get("priority")
+            .is_none()
+    );
+    c.post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-master")
+        .json(&queued)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mock.requests().last().unwrap().body["priority"], 1);
 }
 
 #[tokio::test]

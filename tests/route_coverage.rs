@@ -27,6 +27,7 @@ const PUBLIC: &[&str] = &[
 const MODEL: &[&str] = &[
     "/chat/completions",
     "/v1/chat/completions",
+    "/queue/chat/completions",
     "/openai/deployments/{model}/chat/completions",
     "/engines/{model}/chat/completions",
     "/embeddings",

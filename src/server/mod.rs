@@ -34,6 +34,10 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route(
+            "/queue/chat/completions",
+            post(openai::queue_chat_completions),
+        )
+        .route(
             "/openai/deployments/{model}/chat/completions",
             post(openai::azure_chat_completions),
         )

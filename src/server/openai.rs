@@ -31,7 +31,19 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    chat(st, peer, headers, None, body).await
+    chat(st, peer, headers, None, body, false).await
+}
+
+/// `POST /queue/chat/completions`, LiteLLM's priority-queue route. Tollgate has no request
+/// queue to order (admission answers at once), so it is chat with the queue's `priority` field
+/// taken out rather than sent upstream.
+pub async fn queue_chat_completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    chat(st, peer, headers, None, body, true).await
 }
 
 /// Azure-style `/openai/deployments/{model}/chat/completions`.
@@ -42,7 +54,7 @@ pub async fn azure_chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    chat(st, peer, headers, Some(model), body).await
+    chat(st, peer, headers, Some(model), body, false).await
 }
 
 async fn chat(
@@ -51,8 +63,9 @@ async fn chat(
     headers: HeaderMap,
     path_model: Option<String>,
     body: Result<Bytes, BytesRejection>,
+    queued: bool,
 ) -> Response {
-    match chat_inner(st, peer, headers, path_model, body).await {
+    match chat_inner(st, peer, headers, path_model, body, queued).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -154,11 +167,15 @@ async fn chat_inner(
     headers: HeaderMap,
     path_model: Option<String>,
     body: Result<Bytes, BytesRejection>,
+    queued: bool,
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let caller = st.auth.authenticate(&headers).await?;
     let raw = body::bytes(body)?;
     let mut req: ChatRequest = parse_chat(&raw, path_model)?;
+    if queued {
+        req.extra.remove("priority");
+    }
     let gw = take_gateway_fields(&mut req.extra);
     let Some(group) = st.router.resolve_group(&req.model).map(str::to_owned) else {
         return Err(st.router.unknown_model(&req.model));
