@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, gateway, mock_upstream};
+use common::{Gateway, client, gateway, mock_upstream};
 use serde_json::{Value, json};
 
 fn config(upstream: &str) -> String {
@@ -32,6 +32,32 @@ router_settings:
   num_retries: 0
 "#
     )
+}
+
+/// The spend log, polled until `done` holds (the writer flushes every 0.2 s here).
+async fn spend_rows_until(gw: &Gateway, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    for _ in 0..100 {
+        let rows: Value = client()
+            .get(gw.url("/spend/logs"))
+            .bearer_auth("sk-master")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        if done(&rows) {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the spend log never got the rows expected");
+}
+
+/// Rows of one `call_type`.
+fn count(rows: &[Value], call_type: &str) -> usize {
+    rows.iter().filter(|r| r["call_type"] == call_type).count()
 }
 
 #[tokio::test]
@@ -316,39 +342,80 @@ general_settings:"#
     );
 
     // One spend row per call, logged as LiteLLM logs them.
-    for _ in 0..100 {
-        let rows: Value = c
-            .get(gw.url("/spend/logs"))
-            .bearer_auth("sk-master")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows: Vec<&Value> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["call_type"] == "atext_completion")
-            .collect();
-        if rows.len() == 13 {
-            let tagged: Vec<_> = rows
-                .iter()
-                .filter(|r| r["request_tags"] == json!(["legacy"]))
-                .collect();
-            assert_eq!(tagged.len(), 1, "{rows:?}");
-            assert_eq!(
-                tagged[0]["completion_tokens"], 3,
-                "usage asked for despite null"
-            );
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!(
-        "expected 13 atext_completion spend rows (the refused claude-only call is logged as failed)"
+    // (13: the refused claude-only call is logged as failed.)
+    let rows = spend_rows_until(&gw, |rows| count(rows, "atext_completion") == 13).await;
+    let tagged: Vec<_> = rows
+        .iter()
+        .filter(|r| r["request_tags"] == json!(["legacy"]))
+        .collect();
+    assert_eq!(tagged.len(), 1, "{rows:?}");
+    assert_eq!(
+        tagged[0]["completion_tokens"], 3,
+        "usage asked for despite null"
     );
+}
+
+#[tokio::test]
+async fn moderations_and_images_are_forwarded_and_accounted() {
+    let (up, mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let c = client();
+    let post = |path: &str, body: Value| {
+        c.post(gw.url(path))
+            .bearer_auth("sk-master")
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/v1/moderations",
+        json!({"model": "gpt-4o", "input": ["one", "two"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-litellm-call-id"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    let sent = mock.requests().last().unwrap().clone();
+    assert_eq!(sent.path, "/moderations");
+    assert_eq!(sent.body["input"], json!(["one", "two"]));
+
+    let v: Value = post(
+        "/images/generations",
+        json!({"model": "gpt-4o", "prompt": "a cat", "n": 2, "size": "256x256"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let sent = mock.requests().last().unwrap().clone();
+    assert_eq!(sent.path, "/images/generations");
+    assert_eq!(sent.body["size"], "256x256", "fields pass through");
+    let r = post(
+        "/openai/deployments/gpt-4o/images/generations",
+        json!({"prompt": "a dog"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = post("/v1/moderations", json!({"model": "gpt-4o"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "input");
+    let r = post("/v1/images/generations", json!({"prompt": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    spend_rows_until(&gw, |rows| {
+        count(rows, "amoderation") == 1 && count(rows, "aimage_generation") == 2
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -37,6 +37,11 @@ const MODEL: &[&str] = &[
     "/v1/completions",
     "/openai/deployments/{model}/completions",
     "/engines/{model}/completions",
+    "/moderations",
+    "/v1/moderations",
+    "/images/generations",
+    "/v1/images/generations",
+    "/openai/deployments/{model}/images/generations",
     "/v1/messages",
 ];
 
@@ -107,6 +112,10 @@ fn body_for(path: &str, model: Option<&str>) -> Value {
         json!({"input": "hello"})
     } else if path.ends_with("/completions") && !path.contains("chat") {
         json!({"prompt": "hello"})
+    } else if path.contains("moderations") {
+        json!({"input": "hello"})
+    } else if path.contains("images") {
+        json!({"prompt": "a cat"})
     } else if path.contains("messages") {
         json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
     } else {

@@ -67,6 +67,8 @@ pub fn router(state: MockState) -> Router {
         .route("/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/completions", post(openai::completions))
+        .route("/v1/moderations", post(openai::moderations))
+        .route("/v1/images/generations", post(openai::images))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embeddings", post(openai::embeddings))
         .route("/v1/messages", post(anthropic::messages))

@@ -1,4 +1,4 @@
-//! The mock's OpenAI Chat Completions, text-completion and embeddings endpoints.
+//! The mock's OpenAI endpoints: chat, text completions, embeddings, moderations, images.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -290,6 +290,39 @@ pub async fn completions(State(st): State<MockState>, headers: HeaderMap, body: 
         Body::from_stream(futures::stream::iter(out)),
     )
         .into_response()
+}
+
+/// Moderations: nothing is flagged.
+pub async fn moderations(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid JSON",
+        );
+    };
+    st.record("/moderations", &headers, &req);
+    let n = req["input"].as_array().map_or(1, Vec::len);
+    let result = json!({"flagged": false, "categories": {"violence": false}, "category_scores": {"violence": 0.0001}});
+    Json(json!({"id": "modr-mock", "model": req["model"], "results": vec![result; n]}))
+        .into_response()
+}
+
+/// Image generation: one URL per image asked for.
+pub async fn images(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid JSON",
+        );
+    };
+    st.record("/images/generations", &headers, &req);
+    let n = req["n"].as_u64().unwrap_or(1);
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"url": format!("https://images.mock.invalid/{i}.png"), "revised_prompt": req["prompt"]}))
+        .collect();
+    Json(json!({"created": 1700000000, "data": data})).into_response()
 }
 
 #[cfg(test)]

@@ -185,6 +185,38 @@ impl Provider for Mock {
         Ok(Box::pin(futures::stream::iter(items)))
     }
 
+    async fn forward(
+        &self,
+        path: &'static str,
+        body: Value,
+    ) -> Result<(Bytes, Option<Usage>), ApiError> {
+        let model = body.get("model").cloned().unwrap_or(Value::Null);
+        let answer = match path {
+            "moderations" => {
+                let n = body
+                    .get("input")
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len);
+                let result = json!({"flagged": false, "categories": {}, "category_scores": {}});
+                json!({"id": format!("modr-{}", uuid::Uuid::new_v4().simple()), "model": model,
+                       "results": vec![result; n]})
+            }
+            "images/generations" => {
+                // A 1×1 transparent PNG, so clients that decode the image get a real one.
+                const PIXEL: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+                let n = body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+                let data: Vec<Value> = (0..n).map(|_| json!({"b64_json": PIXEL})).collect();
+                json!({"created": now(), "data": data})
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "the mock provider does not serve /{path}"
+                )));
+            }
+        };
+        Ok((Bytes::from(answer.to_string()), None))
+    }
+
     async fn text_completion(&self, body: Value) -> Result<TextCompletion, ApiError> {
         let text = match body.get("mock_response").or(self.reply.as_ref()) {
             None | Some(Value::Null) => DEFAULT_REPLY.to_owned(),

@@ -164,6 +164,20 @@ pub trait Provider: Send + Sync {
         ))
     }
 
+    /// Another OpenAI JSON route (`moderations`, `images/generations`) forwarded as it is;
+    /// returns the answer and its usage, if any. Only OpenAI-compatible upstreams (and the mock)
+    /// serve these.
+    async fn forward(
+        &self,
+        path: &'static str,
+        body: Value,
+    ) -> Result<(Bytes, Option<Usage>), ApiError> {
+        let _ = body;
+        Err(ApiError::bad_request(format!(
+            "this provider does not serve /{path} through Tollgate"
+        )))
+    }
+
     /// `POST /completions`, the legacy text-completion API, with the OpenAI body. Only
     /// OpenAI-compatible upstreams (and the mock) serve it: it is how base models and
     /// fill-in-the-middle are reached, so it is forwarded, not rewritten into a chat.

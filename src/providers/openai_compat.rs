@@ -259,6 +259,14 @@ impl Provider for OpenAiCompat {
     }
 
     async fn embeddings(&self, body: Value) -> Result<(Bytes, Option<Usage>), ApiError> {
+        self.forward("embeddings", body).await
+    }
+
+    async fn forward(
+        &self,
+        path: &'static str,
+        body: Value,
+    ) -> Result<(Bytes, Option<Usage>), ApiError> {
         let model = body
             .get("model")
             .and_then(Value::as_str)
@@ -267,7 +275,7 @@ impl Provider for OpenAiCompat {
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("encoding request: {e}")))?;
         let resp = self
-            .send(self.request(&model, "embeddings", bytes), self.timeout)
+            .send(self.request(&model, path, bytes), self.timeout)
             .await?;
         let body = resp
             .bytes()

@@ -447,11 +447,7 @@ impl Router {
         body: serde_json::Value,
     ) -> Result<(bytes::Bytes, Option<crate::types::Usage>, Attempt), (ApiError, Option<Attempt>)>
     {
-        let requested = body
-            .get("model")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(group)
-            .to_owned();
+        let requested = requested_model(&body, group);
         let mut retries = 0;
         let ((bytes, usage), attempt) = self
             .with_retries(group, &requested, 0, &mut retries, |_, provider, model| {
@@ -470,38 +466,9 @@ impl Router {
         group: &str,
         body: serde_json::Value,
     ) -> Result<(TextCompletion, Attempt), (ApiError, Option<Attempt>)> {
-        let requested = body
-            .get("model")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(group)
-            .to_owned();
-        // Only deployments that can serve it: a group mixing OpenAI-compatible and other
-        // providers would otherwise fail whenever the balancer picked one of the others.
-        let all = self
-            .groups
-            .get(group)
-            .ok_or_else(|| (self.unknown_model(&requested), None))?;
+        let requested = requested_model(&body, group);
         let mocked = body.get("mock_response").is_some();
-        let eligible: Vec<Arc<DeploymentHandle>> = all
-            .iter()
-            .filter(|d| {
-                mocked
-                    || d.config.litellm_model.contains('*')
-                    || matches!(
-                        d.config.provider.family,
-                        Family::OpenAiCompat | Family::Azure | Family::Mock
-                    )
-            })
-            .cloned()
-            .collect();
-        if eligible.is_empty() {
-            return Err((
-                ApiError::bad_request(format!(
-                    "no deployment of model group {group} serves /completions (only OpenAI-compatible providers do); use /chat/completions"
-                )),
-                None,
-            ));
-        }
+        let eligible = self.openai_only(group, &requested, "completions", mocked)?;
         let mut retries = 0;
         self.with_retries_in(
             &eligible,
@@ -523,6 +490,77 @@ impl Router {
             },
         )
         .await
+    }
+
+    /// Another OpenAI JSON route (`moderations`, `images/generations`), forwarded to the group's
+    /// OpenAI-compatible deployments with the same retries as embeddings.
+    pub async fn forward(
+        &self,
+        group: &str,
+        path: &'static str,
+        body: serde_json::Value,
+    ) -> Result<(bytes::Bytes, Option<crate::types::Usage>, Attempt), (ApiError, Option<Attempt>)>
+    {
+        let requested = requested_model(&body, group);
+        let eligible = self.openai_only(group, &requested, path, false)?;
+        let mut retries = 0;
+        let ((bytes, usage), attempt) = self
+            .with_retries_in(
+                &eligible,
+                group,
+                &requested,
+                0,
+                &mut retries,
+                |_, provider, model| {
+                    let mut call = body.clone();
+                    call["model"] = serde_json::Value::String(model);
+                    async move { provider.forward(path, call).await }
+                },
+            )
+            .await?;
+        Ok((bytes, usage, attempt))
+    }
+
+    /// The group's deployments that serve an OpenAI-only route: a group mixing
+    /// OpenAI-compatible and other providers would otherwise fail whenever the balancer picked
+    /// one of the others. Wildcard deployments are kept (their provider depends on the name).
+    fn openai_only(
+        &self,
+        group: &str,
+        requested: &str,
+        path: &str,
+        everyone: bool,
+    ) -> Result<Vec<Arc<DeploymentHandle>>, (ApiError, Option<Attempt>)> {
+        let all = self
+            .groups
+            .get(group)
+            .ok_or_else(|| (self.unknown_model(requested), None))?;
+        let eligible: Vec<Arc<DeploymentHandle>> = all
+            .iter()
+            .filter(|d| {
+                everyone
+                    || d.config.litellm_model.contains('*')
+                    || matches!(
+                        d.config.provider.family,
+                        Family::OpenAiCompat | Family::Azure | Family::Mock
+                    )
+            })
+            .cloned()
+            .collect();
+        if eligible.is_empty() {
+            return Err((
+                ApiError::bad_request(format!(
+                    "no deployment of model group {group} serves /{path} (only OpenAI-compatible providers do){}",
+                    if path == "completions" {
+                        "; use /chat/completions"
+                    } else {
+                        ""
+                    }
+                )),
+                None,
+            ));
+        }
+        Ok(eligible)
     }
 
     fn retry_delay(&self, err: &ApiError, attempt: u32) -> Duration {
@@ -646,6 +684,14 @@ fn apply_deployment_defaults(req: &mut ChatRequest, dep: &Deployment) {
 }
 
 /// `anthropic/*` matches `anthropic/claude-3`; `*` matches anything.
+/// The model a forwarded body asks for (its group's name if it names none).
+fn requested_model(body: &serde_json::Value, group: &str) -> String {
+    body.get("model")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(group)
+        .to_owned()
+}
+
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,

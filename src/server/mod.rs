@@ -63,6 +63,14 @@ pub fn router(state: AppState) -> Router {
             "/engines/{model}/completions",
             post(openai::azure_completions),
         )
+        .route("/moderations", post(openai::moderations))
+        .route("/v1/moderations", post(openai::moderations))
+        .route("/images/generations", post(openai::image_generations))
+        .route("/v1/images/generations", post(openai::image_generations))
+        .route(
+            "/openai/deployments/{model}/images/generations",
+            post(openai::azure_image_generations),
+        )
         .route("/models", get(openai::list_models))
         .route("/v1/models", get(openai::list_models))
         .route("/models/{model}", get(openai::get_model))

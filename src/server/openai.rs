@@ -417,20 +417,14 @@ pub async fn azure_completions(
     }
 }
 
-/// Forwarded to the deployment's own `/completions` (OpenAI-compatible upstreams and the mock),
-/// accounted like a chat call (`call_type` `atext_completion`, as LiteLLM logs it).
-async fn completions_inner(
-    st: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    path_model: Option<String>,
+/// A JSON object body and its `model` (from the path for Azure-style routes, unless the body
+/// names one), for the routes that forward the body as it is.
+fn json_body_with_model(
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let started = Instant::now();
-    let caller = st.auth.authenticate(&headers).await?;
+    path_model: Option<String>,
+) -> ApiResult<(Map<String, Value>, String)> {
     let raw = body::bytes(body)?;
-    let mut v: Value = body::json(&raw)?;
-    let Some(obj) = v.as_object_mut() else {
+    let Value::Object(mut obj) = body::json(&raw)? else {
         return Err(ApiError::bad_request("Request body must be a JSON object."));
     };
     if let Some(m) = path_model {
@@ -442,6 +436,21 @@ async fn completions_inner(
         .filter(|m| !m.is_empty())
         .map(str::to_owned)
         .ok_or_else(|| ApiError::bad_request("model is required").with_param("model"))?;
+    Ok((obj, model))
+}
+
+/// Forwarded to the deployment's own `/completions` (OpenAI-compatible upstreams and the mock),
+/// accounted like a chat call (`call_type` `atext_completion`, as LiteLLM logs it).
+async fn completions_inner(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let caller = st.auth.authenticate(&headers).await?;
+    let (mut obj, model) = json_body_with_model(body, path_model)?;
     let prompt_tokens = obj
         .get("prompt")
         .and_then(legacy_prompt_tokens)
@@ -455,7 +464,7 @@ async fn completions_inner(
         return Err(st.router.unknown_model(&model));
     };
     // Per-request `fallbacks` are not applied here (the group's retries are).
-    let gw = take_gateway_fields(obj);
+    let gw = take_gateway_fields(&mut obj);
     let user = end_user(
         obj.get("user").and_then(Value::as_str).map(str::to_owned),
         &headers,
@@ -486,7 +495,7 @@ async fn completions_inner(
     record.event.metadata = gw.metadata;
     record.event.messages = prompt;
     record.upstream_begins();
-    match st.router.text_completion(&group, v).await {
+    match st.router.text_completion(&group, Value::Object(obj)).await {
         Ok((TextCompletion::Json { bytes, id, usage }, attempt)) => {
             record.set_attempt(attempt);
             record.first_token();
@@ -530,6 +539,137 @@ fn legacy_prompt_tokens(prompt: &Value) -> Option<u64> {
             )
         }),
         _ => None,
+    }
+}
+
+/// An OpenAI JSON route forwarded to OpenAI-compatible deployments as it is.
+pub struct Forwarded {
+    /// The upstream path, after the base URL.
+    path: &'static str,
+    /// The spend log's `call_type`, as LiteLLM names it.
+    call_type: &'static str,
+    /// The body field the route cannot do without.
+    required: &'static str,
+}
+
+const MODERATIONS: Forwarded = Forwarded {
+    path: "moderations",
+    call_type: "amoderation",
+    required: "input",
+};
+
+const IMAGES: Forwarded = Forwarded {
+    path: "images/generations",
+    call_type: "aimage_generation",
+    required: "prompt",
+};
+
+/// `POST /moderations` and `/v1/moderations`.
+pub async fn moderations(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    forwarded(st, peer, headers, None, body, &MODERATIONS).await
+}
+
+/// `POST /images/generations` and `/v1/images/generations`.
+pub async fn image_generations(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    forwarded(st, peer, headers, None, body, &IMAGES).await
+}
+
+/// Azure-style `/openai/deployments/{model}/images/generations`.
+pub async fn azure_image_generations(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    forwarded(st, peer, headers, Some(model), body, &IMAGES).await
+}
+
+async fn forwarded(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+    route: &Forwarded,
+) -> Response {
+    match forwarded_inner(st, peer, headers, path_model, body, route).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Authenticated, admitted and accounted like every model route; the body goes to the
+/// deployment's own route with the model rewritten and every other field as sent.
+async fn forwarded_inner(
+    st: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_model: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+    route: &Forwarded,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let caller = st.auth.authenticate(&headers).await?;
+    let (mut obj, model) = json_body_with_model(body, path_model)?;
+    let Some(input) = obj.get(route.required).filter(|v| !v.is_null()) else {
+        return Err(
+            ApiError::bad_request(format!("{} is required", route.required))
+                .with_param(route.required),
+        );
+    };
+    let estimated = estimate_tokens(&input.to_string());
+    let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
+        return Err(st.router.unknown_model(&model));
+    };
+    let gw = take_gateway_fields(&mut obj);
+    obj.remove("mock_response");
+    let user = end_user(
+        obj.get("user").and_then(Value::as_str).map(str::to_owned),
+        &headers,
+    );
+    let facts = CallFacts {
+        model_group: group.clone(),
+        end_user: user.clone(),
+        estimated_prompt_tokens: estimated,
+        estimated_cost: 0.0,
+    };
+    let admission = st.auth.admit(&caller, &facts).await?;
+    let mut record = CallRecord::new(st.clone(), &caller, admission, route.call_type, started);
+    record.event.end_user = user;
+    record.event.requester_ip = Some(peer.ip().to_string());
+    record.event.tags = gw.tags;
+    record.event.metadata = gw.metadata;
+    record.upstream_begins();
+    match st
+        .router
+        .forward(&group, route.path, Value::Object(obj))
+        .await
+    {
+        Ok((bytes, usage, attempt)) => {
+            record.set_attempt(attempt);
+            let cost = usage.as_ref().map(|u| record.cost(u)).unwrap_or(0.0);
+            let mut h = record.headers(Some(cost));
+            record.succeed(usage.as_ref(), || None);
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.headers_mut() = h;
+            Ok(resp)
+        }
+        Err((err, attempt)) => Ok(failed(record, err, attempt)),
     }
 }
 

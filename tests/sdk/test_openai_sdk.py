@@ -121,6 +121,14 @@ def test_legacy_completions_streaming_and_not(gateway):
     assert usage is not None and usage.completion_tokens == 3
 
 
+def test_moderations_and_images(gateway):
+    c = client(gateway)
+    m = c.moderations.create(model="gpt-4o", input=["hello", "world"])
+    assert len(m.results) == 2 and not m.results[0].flagged
+    img = c.images.generate(model="gpt-4o", prompt="a cat", n=2, size="256x256")
+    assert len(img.data) == 2 and img.data[0].url.startswith("https://")
+
+
 def test_openclaw_request_arrives_intact_and_streams_back(gateway, upstream):
     """The real request OpenClaw sent (50K-char system prompt, 14 tools, two user turns)."""
     body = json.loads((REFERENCE / "openclaw-sample-request.json").read_text())
