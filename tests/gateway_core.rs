@@ -407,13 +407,54 @@ async fn moderations_and_images_are_forwarded_and_accounted() {
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "input");
+    // No model: OpenAI's default, which this config does not serve.
+    let r = post("/v1/moderations", json!({"input": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e.to_string().contains("omni-moderation-latest"), "{e}");
+
+    // `mock_response` answers offline, as for chat; `n` is bounded; no streaming.
+    let before = mock.requests().len();
+    let v: Value = post(
+        "/v1/images/generations",
+        json!({"model": "gpt-4o", "prompt": "x", "mock_response": "ok"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        v["data"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png")
+    );
+    assert_eq!(mock.requests().len(), before);
+    let r = post(
+        "/v1/images/generations",
+        json!({"model": "gpt-4o", "prompt": "x", "n": 1000000000000u64, "mock_response": "ok"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(
+        "/v1/images/generations",
+        json!({"model": "gpt-4o", "prompt": "x", "stream": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
     let r = post("/v1/images/generations", json!({"prompt": "x"}))
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
 
     spend_rows_until(&gw, |rows| {
-        count(rows, "amoderation") == 1 && count(rows, "aimage_generation") == 2
+        // The mocked image and the refused n=10^12 one are logged too.
+        count(rows, "amoderation") == 1 && count(rows, "aimage_generation") == 4
     })
     .await;
 }

@@ -302,7 +302,10 @@ pub async fn moderations(State(st): State<MockState>, headers: HeaderMap, body: 
         );
     };
     st.record("/moderations", &headers, &req);
-    let n = req["input"].as_array().map_or(1, Vec::len);
+    let n = match req["input"].as_array() {
+        Some(a) if a.iter().all(Value::is_string) => a.len().max(1),
+        _ => 1,
+    };
     let result = json!({"flagged": false, "categories": {"violence": false}, "category_scores": {"violence": 0.0001}});
     Json(json!({"id": "modr-mock", "model": req["model"], "results": vec![result; n]}))
         .into_response()
@@ -318,7 +321,7 @@ pub async fn images(State(st): State<MockState>, headers: HeaderMap, body: Bytes
         );
     };
     st.record("/images/generations", &headers, &req);
-    let n = req["n"].as_u64().unwrap_or(1);
+    let n = req["n"].as_u64().unwrap_or(1).clamp(1, 10);
     let data: Vec<Value> = (0..n)
         .map(|i| json!({"url": format!("https://images.mock.invalid/{i}.png"), "revised_prompt": req["prompt"]}))
         .collect();

@@ -193,19 +193,54 @@ impl Provider for Mock {
         let model = body.get("model").cloned().unwrap_or(Value::Null);
         let answer = match path {
             "moderations" => {
-                let n = body
-                    .get("input")
-                    .and_then(Value::as_array)
-                    .map_or(1, Vec::len);
-                let result = json!({"flagged": false, "categories": {}, "category_scores": {}});
+                // One result per string of an array; anything else (a string, multimodal
+                // parts) is one input.
+                let n = match body.get("input") {
+                    Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.len().max(1),
+                    _ => 1,
+                };
+                const CATEGORIES: [&str; 13] = [
+                    "harassment",
+                    "harassment/threatening",
+                    "hate",
+                    "hate/threatening",
+                    "illicit",
+                    "illicit/violent",
+                    "self-harm",
+                    "self-harm/instructions",
+                    "self-harm/intent",
+                    "sexual",
+                    "sexual/minors",
+                    "violence",
+                    "violence/graphic",
+                ];
+                let categories: serde_json::Map<String, Value> = CATEGORIES
+                    .iter()
+                    .map(|c| ((*c).to_owned(), json!(false)))
+                    .collect();
+                let scores: serde_json::Map<String, Value> = CATEGORIES
+                    .iter()
+                    .map(|c| ((*c).to_owned(), json!(0.0)))
+                    .collect();
+                let result =
+                    json!({"flagged": false, "categories": categories, "category_scores": scores});
                 json!({"id": format!("modr-{}", uuid::Uuid::new_v4().simple()), "model": model,
                        "results": vec![result; n]})
             }
             "images/generations" => {
                 // A 1×1 transparent PNG, so clients that decode the image get a real one.
                 const PIXEL: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
-                let n = body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
-                let data: Vec<Value> = (0..n).map(|_| json!({"b64_json": PIXEL})).collect();
+                let n = body.get("n").and_then(Value::as_u64).unwrap_or(1);
+                if !(1..=10).contains(&n) {
+                    return Err(ApiError::bad_request("n must be between 1 and 10").with_param("n"));
+                }
+                let image =
+                    if body.get("response_format").and_then(Value::as_str) == Some("b64_json") {
+                        json!({"b64_json": PIXEL})
+                    } else {
+                        json!({"url": format!("data:image/png;base64,{PIXEL}")})
+                    };
+                let data: Vec<Value> = (0..n).map(|_| image.clone()).collect();
                 json!({"created": now(), "data": data})
             }
             _ => {

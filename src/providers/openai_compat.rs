@@ -277,10 +277,7 @@ impl Provider for OpenAiCompat {
         let resp = self
             .send(self.request(&model, path, bytes), self.timeout)
             .await?;
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| http::transport_error(e, self.provider, self.timeout))?;
+        let body = http::read_body(resp, self.timeout, self.provider).await?;
         let peek: UsagePeek = serde_json::from_slice(&body).unwrap_or_default();
         Ok((body, peek.usage))
     }

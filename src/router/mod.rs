@@ -502,7 +502,8 @@ impl Router {
     ) -> Result<(bytes::Bytes, Option<crate::types::Usage>, Attempt), (ApiError, Option<Attempt>)>
     {
         let requested = requested_model(&body, group);
-        let eligible = self.openai_only(group, &requested, path, false)?;
+        let mocked = body.get("mock_response").is_some();
+        let eligible = self.openai_only(group, &requested, path, mocked)?;
         let mut retries = 0;
         let ((bytes, usage), attempt) = self
             .with_retries_in(
@@ -514,7 +515,15 @@ impl Router {
                 |_, provider, model| {
                     let mut call = body.clone();
                     call["model"] = serde_json::Value::String(model);
-                    async move { provider.forward(path, call).await }
+                    async move {
+                        if let Some(obj) = call.as_object_mut()
+                            && obj.remove("mock_response").is_some()
+                        {
+                            // Answered without calling the provider, as for chat.
+                            return providers::mock::Mock::new(None).forward(path, call).await;
+                        }
+                        provider.forward(path, call).await
+                    }
                 },
             )
             .await?;
@@ -683,7 +692,6 @@ fn apply_deployment_defaults(req: &mut ChatRequest, dep: &Deployment) {
     }
 }
 
-/// `anthropic/*` matches `anthropic/claude-3`; `*` matches anything.
 /// The model a forwarded body asks for (its group's name if it names none).
 fn requested_model(body: &serde_json::Value, group: &str) -> String {
     body.get("model")
@@ -692,6 +700,7 @@ fn requested_model(body: &serde_json::Value, group: &str) -> String {
         .to_owned()
 }
 
+/// `anthropic/*` matches `anthropic/claude-3`; `*` matches anything.
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,

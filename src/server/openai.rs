@@ -550,18 +550,22 @@ pub struct Forwarded {
     call_type: &'static str,
     /// The body field the route cannot do without.
     required: &'static str,
+    /// The model when the body names none (OpenAI's own default for moderations).
+    default_model: Option<&'static str>,
 }
 
 const MODERATIONS: Forwarded = Forwarded {
     path: "moderations",
     call_type: "amoderation",
     required: "input",
+    default_model: Some("omni-moderation-latest"),
 };
 
 const IMAGES: Forwarded = Forwarded {
     path: "images/generations",
     call_type: "aimage_generation",
     required: "prompt",
+    default_model: None,
 };
 
 /// `POST /moderations` and `/v1/moderations`.
@@ -621,6 +625,7 @@ async fn forwarded_inner(
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let caller = st.auth.authenticate(&headers).await?;
+    let path_model = path_model.or(route.default_model.map(str::to_owned));
     let (mut obj, model) = json_body_with_model(body, path_model)?;
     let Some(input) = obj.get(route.required).filter(|v| !v.is_null()) else {
         return Err(
@@ -632,8 +637,14 @@ async fn forwarded_inner(
     let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
         return Err(st.router.unknown_model(&model));
     };
+    if obj.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::bad_request(format!(
+            "streaming is not supported on /{}",
+            route.path
+        ))
+        .with_param("stream"));
+    }
     let gw = take_gateway_fields(&mut obj);
-    obj.remove("mock_response");
     let user = end_user(
         obj.get("user").and_then(Value::as_str).map(str::to_owned),
         &headers,
