@@ -62,13 +62,59 @@ where
 /// A byte stream whose items that are ready together are handed on as one.
 pub struct Coalesce<S> {
     inner: S,
-    /// Items received and not yet handed on.
-    held: BytesMut,
+    /// Items received and not yet handed on: a lone item as it came (most batches, once
+    /// events are apart in time, are one event: no copy), several joined.
+    held: Held,
     /// When the batch being held began (or the wait for the first one).
     since: Option<Instant>,
     /// Yields since the last item arrived.
     idle: u8,
     done: bool,
+}
+
+/// The bytes a [`Coalesce`] holds.
+enum Held {
+    Empty,
+    One(Bytes),
+    Joined(BytesMut),
+}
+
+impl Held {
+    fn push(&mut self, bytes: Bytes) {
+        *self = match std::mem::replace(self, Held::Empty) {
+            Held::Empty => Held::One(bytes),
+            Held::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + bytes.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&bytes);
+                Held::Joined(joined)
+            }
+            Held::Joined(mut joined) => {
+                joined.extend_from_slice(&bytes);
+                Held::Joined(joined)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Held::Empty => 0,
+            Held::One(b) => b.len(),
+            Held::Joined(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Held::Empty => Bytes::new(),
+            Held::One(b) => b,
+            Held::Joined(b) => b.freeze(),
+        }
+    }
 }
 
 /// What one poll of a [`Coalesce`] came to.
@@ -90,7 +136,7 @@ where
     pub fn new(inner: S) -> Self {
         Coalesce {
             inner,
-            held: BytesMut::new(),
+            held: Held::Empty,
             since: None,
             idle: 0,
             done: false,
@@ -112,7 +158,7 @@ where
             match self.inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
                     self.since.get_or_insert_with(Instant::now);
-                    self.held.extend_from_slice(&bytes);
+                    self.held.push(bytes);
                     self.idle = 0;
                     if self.held.len() >= MAX_HELD {
                         return Step::Frame(self.take());
@@ -141,7 +187,7 @@ where
 
     fn take(&mut self) -> Bytes {
         self.reset();
-        self.held.split().freeze()
+        std::mem::replace(&mut self.held, Held::Empty).into_bytes()
     }
 
     fn reset(&mut self) {
