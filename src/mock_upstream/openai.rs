@@ -25,15 +25,29 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     r
 }
 
-pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
+/// The request's JSON, recorded under `path` for the tests to read; a 400 if it is not JSON.
+fn received(
+    st: &MockState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Response> {
+    let req = serde_json::from_slice::<Value>(body).map_err(|_| {
+        error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "invalid JSON",
-        );
+        )
+    })?;
+    st.record(path, headers, &req);
+    Ok(req)
+}
+
+pub async fn chat(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = match received(&st, "/chat/completions", &headers, &body) {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    st.record("/chat/completions", &headers, &req);
     let model = req["model"].as_str().unwrap_or("mock").to_owned();
     if model.contains("fail-500") {
         return error(
@@ -218,14 +232,10 @@ fn split3(text: &str) -> Vec<&str> {
 }
 
 pub async fn embeddings(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid JSON",
-        );
+    let req = match received(&st, "/embeddings", &headers, &body) {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    st.record("/embeddings", &headers, &req);
     let n = match &req["input"] {
         Value::Array(a) => a.len(),
         _ => 1,
@@ -240,14 +250,10 @@ pub async fn embeddings(State(st): State<MockState>, headers: HeaderMap, body: B
 
 /// The legacy text-completion endpoint: echoes the prompt's start, streams in three events.
 pub async fn completions(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid JSON",
-        );
+    let req = match received(&st, "/completions", &headers, &body) {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    st.record("/completions", &headers, &req);
     let model = req["model"].as_str().unwrap_or("mock").to_owned();
     if model.contains("fail-500") {
         return error(
@@ -294,14 +300,10 @@ pub async fn completions(State(st): State<MockState>, headers: HeaderMap, body: 
 
 /// Moderations: nothing is flagged.
 pub async fn moderations(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid JSON",
-        );
+    let req = match received(&st, "/moderations", &headers, &body) {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    st.record("/moderations", &headers, &req);
     let n = match req["input"].as_array() {
         Some(a) if a.iter().all(Value::is_string) => a.len().max(1),
         _ => 1,
@@ -313,14 +315,10 @@ pub async fn moderations(State(st): State<MockState>, headers: HeaderMap, body: 
 
 /// Image generation: one URL per image asked for.
 pub async fn images(State(st): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid JSON",
-        );
+    let req = match received(&st, "/images/generations", &headers, &body) {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    st.record("/images/generations", &headers, &req);
     let n = req["n"].as_u64().unwrap_or(1).clamp(1, 10);
     let data: Vec<Value> = (0..n)
         .map(|i| json!({"url": format!("https://images.mock.invalid/{i}.png"), "revised_prompt": req["prompt"]}))

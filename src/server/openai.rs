@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -20,7 +20,7 @@ use crate::providers::mock::{estimate_tokens, tokens_for_chars};
 use crate::providers::{CallOptions, TextCompletion};
 use crate::router::{Attempt, Outcome};
 use crate::state::AppState;
-use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS};
+use crate::types::{ChatRequest, GATEWAY_ONLY_FIELDS, Usage};
 
 /// LiteLLM's fixed `created` for model list entries.
 const MODEL_CREATED_AT: i64 = 1677610602;
@@ -30,8 +30,8 @@ pub async fn chat_completions(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    chat(st, peer, headers, None, body, false).await
+) -> ApiResult<Response> {
+    chat_inner(st, peer, headers, None, body, false).await
 }
 
 /// `POST /queue/chat/completions`, LiteLLM's priority-queue route. Tollgate has no request
@@ -42,8 +42,8 @@ pub async fn queue_chat_completions(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    chat(st, peer, headers, None, body, true).await
+) -> ApiResult<Response> {
+    chat_inner(st, peer, headers, None, body, true).await
 }
 
 /// Azure-style `/openai/deployments/{model}/chat/completions`.
@@ -53,22 +53,8 @@ pub async fn azure_chat_completions(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    chat(st, peer, headers, Some(model), body, false).await
-}
-
-async fn chat(
-    st: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    path_model: Option<String>,
-    body: Result<Bytes, BytesRejection>,
-    queued: bool,
-) -> Response {
-    match chat_inner(st, peer, headers, path_model, body, queued).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    chat_inner(st, peer, headers, Some(model), body, false).await
 }
 
 /// What the gateway takes out of a request body before it goes upstream.
@@ -143,6 +129,33 @@ fn failed(mut record: CallRecord, err: ApiError, attempt: Option<Attempt>) -> Re
     record.fail(&err, None);
     let mut resp = err.into_response();
     resp.headers_mut().extend(headers);
+    resp
+}
+
+/// An upstream's JSON answer passed on as it came, with the `x-litellm-*` headers and its cost;
+/// the call is accounted as succeeded, its spend row under the answer's `id` when it has one
+/// (as LiteLLM keys it) and keeping the answer itself when `keep` and the config asks.
+fn json_reply(
+    mut record: CallRecord,
+    bytes: Bytes,
+    id: Option<String>,
+    usage: Option<&Usage>,
+    keep: bool,
+) -> Response {
+    let cost = usage.map(|u| record.cost(u)).unwrap_or(0.0);
+    let mut headers = record.headers(Some(cost));
+    if let Some(id) = id {
+        record.event.request_id = id;
+    }
+    record.succeed(usage, || {
+        keep.then(|| serde_json::from_slice(&bytes).ok()).flatten()
+    });
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.headers_mut() = headers;
     resp
 }
 
@@ -309,11 +322,8 @@ pub async fn embeddings(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match embeddings_inner(st, peer, headers, None, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    embeddings_inner(st, peer, headers, None, body).await
 }
 
 /// Azure-style `/openai/deployments/{model}/embeddings`.
@@ -323,11 +333,8 @@ pub async fn azure_embeddings(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match embeddings_inner(st, peer, headers, Some(model), body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    embeddings_inner(st, peer, headers, Some(model), body).await
 }
 
 async fn embeddings_inner(
@@ -377,14 +384,7 @@ async fn embeddings_inner(
     match st.router.embeddings(&group, v).await {
         Ok((bytes, usage, attempt)) => {
             record.set_attempt(attempt);
-            let cost = usage.as_ref().map(|u| record.cost(u)).unwrap_or(0.0);
-            let mut h = record.headers(Some(cost));
-            record.succeed(usage.as_ref(), || None);
-            h.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            Ok((StatusCode::OK, h, bytes).into_response())
+            Ok(json_reply(record, bytes, None, usage.as_ref(), false))
         }
         Err((err, attempt)) => Ok(failed(record, err, attempt)),
     }
@@ -396,11 +396,8 @@ pub async fn completions(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match completions_inner(st, peer, headers, None, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    completions_inner(st, peer, headers, None, body).await
 }
 
 /// Azure-style `/openai/deployments/{model}/completions` and `/engines/{model}/completions`.
@@ -410,11 +407,8 @@ pub async fn azure_completions(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match completions_inner(st, peer, headers, Some(model), body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    completions_inner(st, peer, headers, Some(model), body).await
 }
 
 /// A JSON object body and its `model` (from the path for Azure-style routes, unless the body
@@ -499,19 +493,7 @@ async fn completions_inner(
         Ok((TextCompletion::Json { bytes, id, usage }, attempt)) => {
             record.set_attempt(attempt);
             record.first_token();
-            let cost = usage.as_ref().map(|u| record.cost(u));
-            let mut h = record.headers(cost.or(Some(0.0)));
-            if let Some(id) = id {
-                record.event.request_id = id;
-            }
-            record.succeed(usage.as_ref(), || serde_json::from_slice(&bytes).ok());
-            h.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            let mut resp = Response::new(Body::from(bytes));
-            *resp.headers_mut() = h;
-            Ok(resp)
+            Ok(json_reply(record, bytes, id, usage.as_ref(), true))
         }
         Ok((TextCompletion::Stream(chunks), attempt)) => {
             record.set_attempt(attempt);
@@ -574,8 +556,8 @@ pub async fn moderations(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    forwarded(st, peer, headers, None, body, &MODERATIONS).await
+) -> ApiResult<Response> {
+    forwarded_inner(st, peer, headers, None, body, &MODERATIONS).await
 }
 
 /// `POST /images/generations` and `/v1/images/generations`.
@@ -584,8 +566,8 @@ pub async fn image_generations(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    forwarded(st, peer, headers, None, body, &IMAGES).await
+) -> ApiResult<Response> {
+    forwarded_inner(st, peer, headers, None, body, &IMAGES).await
 }
 
 /// Azure-style `/openai/deployments/{model}/images/generations`.
@@ -595,22 +577,8 @@ pub async fn azure_image_generations(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    forwarded(st, peer, headers, Some(model), body, &IMAGES).await
-}
-
-async fn forwarded(
-    st: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    path_model: Option<String>,
-    body: Result<Bytes, BytesRejection>,
-    route: &Forwarded,
-) -> Response {
-    match forwarded_inner(st, peer, headers, path_model, body, route).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> ApiResult<Response> {
+    forwarded_inner(st, peer, headers, Some(model), body, &IMAGES).await
 }
 
 /// Authenticated, admitted and accounted like every model route; the body goes to the
@@ -669,16 +637,7 @@ async fn forwarded_inner(
     {
         Ok((bytes, usage, attempt)) => {
             record.set_attempt(attempt);
-            let cost = usage.as_ref().map(|u| record.cost(u)).unwrap_or(0.0);
-            let mut h = record.headers(Some(cost));
-            record.succeed(usage.as_ref(), || None);
-            h.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            let mut resp = Response::new(Body::from(bytes));
-            *resp.headers_mut() = h;
-            Ok(resp)
+            Ok(json_reply(record, bytes, None, usage.as_ref(), false))
         }
         Err((err, attempt)) => Ok(failed(record, err, attempt)),
     }

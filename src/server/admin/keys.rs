@@ -412,17 +412,7 @@ pub async fn reset_spend(
         ))
         .with_param("reset_to"));
     }
-    store.set_key_spend(&k.token, reset_to).await.map_err(db)?;
-    k.spend = reset_to;
-    st.auth
-        .set_spend(
-            Kind::Key,
-            &k.token,
-            reset_to,
-            k.budget_duration.as_deref(),
-            k.budget_reset_at,
-        )
-        .await;
+    set_spend(&st, &mut k, reset_to).await?;
     st.auth.directory.put_key(k.clone());
     Ok(Json(json!({
         "key_hash": k.token,
@@ -431,6 +421,25 @@ pub async fn reset_spend(
         "max_budget": k.max_budget,
         "budget_reset_at": ts(k.budget_reset_at),
     })))
+}
+
+/// Sets a key's spend in the store and in every budget counter (an admin's edit or reset).
+async fn set_spend(st: &AppState, k: &mut KeyRow, spend: f64) -> ApiResult<()> {
+    store(st)?
+        .set_key_spend(&k.token, spend)
+        .await
+        .map_err(db)?;
+    k.spend = spend;
+    st.auth
+        .set_spend(
+            Kind::Key,
+            &k.token,
+            spend,
+            k.budget_duration.as_deref(),
+            k.budget_reset_at,
+        )
+        .await;
+    Ok(())
 }
 
 fn short(k: &str) -> String {
@@ -466,17 +475,7 @@ pub async fn update(
     let store = store(&st)?;
     store.update_key(&k).await.map_err(db)?;
     if let Some(spend) = f.money("spend")? {
-        store.set_key_spend(&k.token, spend).await.map_err(db)?;
-        k.spend = spend;
-        st.auth
-            .set_spend(
-                Kind::Key,
-                &k.token,
-                spend,
-                k.budget_duration.as_deref(),
-                k.budget_reset_at,
-            )
-            .await;
+        set_spend(&st, &mut k, spend).await?;
     }
     st.auth.directory.put_key(k.clone());
     Ok(Json(key_json(&st, &k).await))
