@@ -22,3 +22,8 @@ pub mod spend;
 pub mod state;
 pub mod store;
 pub mod types;
+
+/// The hash map of the request path's in-memory lookups (keys, teams, counters, model groups):
+/// foldhash, seeded per process, costs a fraction of std's SipHash on the short string keys
+/// hashed several times per call.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -6,7 +6,6 @@
 //! Concurrent calls therefore see each other's reservations, and a budget is overshot by at
 //! most the calls in flight when it was crossed (times their estimation error).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -320,7 +319,7 @@ fn rate_limited(msg: String, retry_after: i64, kind: &str, reset_at: String) -> 
 /// Learned cost per call of each model group, used to reserve when the handler has no
 /// estimate: the larger of the last cost and a moving average, so reservations err high.
 #[derive(Default)]
-pub struct Estimates(Mutex<HashMap<String, f64>>);
+pub struct Estimates(Mutex<crate::FastMap<String, f64>>);
 
 impl Estimates {
     pub fn get(&self, model: &str) -> f64 {

@@ -2,12 +2,12 @@
 //! reads. Loaded whole from the store at start and on every refresh; admin endpoints update
 //! it as they write; a key it does not know is looked up in the store once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::FastMap;
 use crate::store::budgets::BudgetRow;
 use crate::store::end_users::EndUserRow;
 use crate::store::keys::KeyRow;
@@ -20,12 +20,12 @@ pub const NEGATIVE_TTL_MS: i64 = 2_000;
 
 #[derive(Default)]
 pub struct Directory {
-    keys: RwLock<HashMap<String, Arc<KeyRow>>>,
-    teams: RwLock<HashMap<String, Arc<TeamRow>>>,
-    users: RwLock<HashMap<String, Arc<UserRow>>>,
-    end_users: RwLock<HashMap<String, Arc<EndUserRow>>>,
-    budgets: RwLock<HashMap<String, Arc<BudgetRow>>>,
-    negative: Mutex<HashMap<String, i64>>,
+    keys: RwLock<FastMap<String, Arc<KeyRow>>>,
+    teams: RwLock<FastMap<String, Arc<TeamRow>>>,
+    users: RwLock<FastMap<String, Arc<UserRow>>>,
+    end_users: RwLock<FastMap<String, Arc<EndUserRow>>>,
+    budgets: RwLock<FastMap<String, Arc<BudgetRow>>>,
+    negative: Mutex<FastMap<String, i64>>,
     /// Bumped by every single-row change, so a full load read before one is not applied over it.
     generation: AtomicU64,
 }
@@ -51,7 +51,7 @@ impl Loaded {
     }
 }
 
-fn index<T>(rows: &[T], id: impl Fn(&T) -> &str) -> HashMap<String, Arc<T>>
+fn index<T>(rows: &[T], id: impl Fn(&T) -> &str) -> FastMap<String, Arc<T>>
 where
     T: Clone,
 {

@@ -2,8 +2,6 @@
 //! several instances must enforce one budget. Every admission is one atomic check-and-add over
 //! all the counters it touches (one Redis round trip).
 
-use std::collections::HashMap;
-
 use parking_lot::Mutex;
 
 use super::redis::RedisCounters;
@@ -96,7 +94,7 @@ impl Counters {
 /// Counters of one process.
 #[derive(Default)]
 pub struct LocalCounters {
-    map: Mutex<HashMap<String, (f64, i64)>>,
+    map: Mutex<crate::FastMap<String, (f64, i64)>>,
 }
 
 impl LocalCounters {

@@ -32,6 +32,32 @@ pub struct DeploymentHandle {
     pub health: Health,
     /// This deployment's prices for its own model, resolved on first use.
     pub price: std::sync::OnceLock<Option<crate::spend::prices::ModelPrice>>,
+    /// Its `x-litellm-*` header values, checked once rather than on every answer.
+    pub header_values: HeaderValues,
+}
+
+/// A deployment's constant `x-litellm-*` header values; `None` where the text is empty or
+/// not a valid header value (then the header is left out, as for any other value).
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    pub model_id: Option<axum::http::HeaderValue>,
+    pub model_group: Option<axum::http::HeaderValue>,
+    pub api_base: Option<axum::http::HeaderValue>,
+}
+
+impl HeaderValues {
+    fn of(dep: &Deployment, api_base: &str) -> Self {
+        let value = |s: &str| {
+            (!s.is_empty())
+                .then(|| axum::http::HeaderValue::from_str(s).ok())
+                .flatten()
+        };
+        HeaderValues {
+            model_id: value(&dep.id),
+            model_group: value(&dep.model_name),
+            api_base: value(api_base),
+        }
+    }
 }
 
 impl DeploymentHandle {
@@ -127,7 +153,7 @@ pub enum Outcome {
 }
 
 pub struct Router {
-    groups: HashMap<String, Vec<Arc<DeploymentHandle>>>,
+    groups: crate::FastMap<String, Vec<Arc<DeploymentHandle>>>,
     /// Wildcard groups (`*`, `anthropic/*`), most specific first.
     wildcards: Vec<(String, Vec<Arc<DeploymentHandle>>)>,
     settings: RouterSettings,
@@ -143,9 +169,11 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
 
 impl Router {
     pub fn new(cfg: &Config, client: http::Client) -> Self {
-        let mut groups: HashMap<String, Vec<Arc<DeploymentHandle>>> = HashMap::new();
+        let mut groups: crate::FastMap<String, Vec<Arc<DeploymentHandle>>> = Default::default();
         for dep in &cfg.deployments {
+            let api_base = dep.api_base.as_deref().unwrap_or(dep.provider.default_base);
             let handle = Arc::new(DeploymentHandle {
+                header_values: HeaderValues::of(dep, api_base),
                 provider: providers::build(dep, &client, &cfg.env),
                 config: dep.clone(),
                 wildcard_providers: Mutex::new(HashMap::new()),

@@ -212,9 +212,18 @@ impl CallRecord {
         put(&mut h, CALL_ID, &self.event.request_id);
         h.insert(VERSION, HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
         if let Some(a) = &self.attempt {
-            put(&mut h, MODEL_ID, &a.deployment_id);
-            put(&mut h, MODEL_GROUP, &a.model_group);
-            put(&mut h, MODEL_API_BASE, &a.api_base);
+            // The deployment's own values were checked when it was loaded; a clone is a
+            // reference count. Text that differs from them (a wildcard group) is checked here.
+            let own = &a.handle.header_values;
+            let mut put_own = |name: HeaderName, own: &Option<HeaderValue>, value: &str| match own {
+                Some(v) if v.as_bytes() == value.as_bytes() => {
+                    h.insert(name, v.clone());
+                }
+                _ => put(&mut h, name, value),
+            };
+            put_own(MODEL_ID, &own.model_id, &a.deployment_id);
+            put_own(MODEL_GROUP, &own.model_group, &a.model_group);
+            put_own(MODEL_API_BASE, &own.api_base, &a.api_base);
             h.insert(RETRIES, HeaderValue::from(a.retries));
             h.insert(FALLBACKS, HeaderValue::from(a.fallbacks));
         }
