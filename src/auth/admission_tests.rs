@@ -262,6 +262,33 @@ async fn a_key_made_elsewhere_is_found_in_the_store_and_a_hash_is_no_credential(
     assert!(caller(&f.auth, &hash_token("sk-later")).await.is_err());
 }
 
+#[tokio::test]
+async fn remembered_key_hashes_never_outlive_the_key() {
+    let f = fixture("2026-11-25T10:00:00Z").await;
+    f.store.put_key(&key("sk-memo")).await.unwrap();
+    f.auth.directory.put_key(key("sk-memo"));
+    // Twice: the second call takes the remembered hash.
+    for _ in 0..2 {
+        let c = caller(&f.auth, "sk-memo").await.unwrap();
+        assert_eq!(c.key_hash.as_deref(), Some(hash_token("sk-memo").as_str()));
+    }
+    assert!(f.auth.key_hashes.get("sk-memo").is_some());
+    // Wrong keys are not remembered, and the master key still authenticates.
+    assert!(caller(&f.auth, "sk-wrong").await.is_err());
+    assert!(f.auth.key_hashes.get("sk-wrong").is_none());
+    assert!(caller(&f.auth, "sk-master").await.unwrap().is_admin);
+    assert!(caller(&f.auth, "sk-master").await.unwrap().is_admin);
+    // A deleted key is refused although its hash is remembered.
+    f.store.delete_key(&hash_token("sk-memo")).await.unwrap();
+    f.auth.directory.remove_key(&hash_token("sk-memo"));
+    assert!(caller(&f.auth, "sk-memo").await.is_err());
+    // Bounded: a full memo starts over.
+    for i in 0..KEY_HASH_MEMO + 1 {
+        f.auth.key_hashes.remember(&format!("k{i}"), "h");
+    }
+    assert!(f.auth.key_hashes.0.read().len() <= KEY_HASH_MEMO);
+}
+
 /// `cargo test --release --lib admission_cost -- --ignored --nocapture`: what admission adds
 /// per call (authenticate + admit + settle) with a budget and rpm/tpm limits, in memory.
 #[tokio::test]
