@@ -59,11 +59,20 @@ pub struct Message {
 }
 
 /// A plain string or an array of content blocks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Blocks(Vec<Block>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match super::text_or_items(d)? {
+            Ok(text) => Content::Text(text),
+            Err(blocks) => Content::Blocks(blocks),
+        })
+    }
 }
 
 impl Default for Content {

@@ -94,11 +94,20 @@ pub struct Message {
 }
 
 /// Message content: a plain string or an array of typed parts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match super::text_or_items(d)? {
+            Ok(text) => Content::Text(text),
+            Err(parts) => Content::Parts(parts),
+        })
+    }
 }
 
 impl Content {
@@ -343,6 +352,33 @@ pub struct UsagePeek {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_is_text_or_parts_and_says_which_when_neither() {
+        let m: Message =
+            serde_json::from_str(r#"{"role":"user","content":"hi \"there\""}"#).unwrap();
+        assert_eq!(m.content, Some(Content::Text("hi \"there\"".into())));
+        let m: Message = serde_json::from_str(
+            r#"{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"},"x":1}]}"#,
+        )
+        .unwrap();
+        let Some(Content::Parts(parts)) = &m.content else {
+            panic!("{m:?}")
+        };
+        assert_eq!(parts[1].extra["x"], 1);
+        // From a `Value` too (the error path re-reads the body that way), and back out as sent.
+        let v = serde_json::json!({"role":"user","content":[{"type":"text","text":"a"}]});
+        let m: Message = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&m).unwrap(), v);
+        let m: Message = serde_json::from_str(r#"{"role":"user","content":null}"#).unwrap();
+        assert_eq!(m.content, None);
+        let err = serde_json::from_str::<Message>(r#"{"role":"user","content":5}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a string or an array of content parts"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn unknown_fields_round_trip() {
