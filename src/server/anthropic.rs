@@ -162,7 +162,7 @@ async fn messages_inner(
     );
     record.estimated_prompt_tokens = prompt_est;
     record.event.end_user = end_user;
-    record.event.requester_ip = Some(peer.ip().to_string());
+    record.set_requester(peer.ip());
     record.event.model_group = group.clone();
     if st.config.general.store_prompts_in_spend_logs {
         record.event.messages = serde_json::to_value(&req.messages).ok();

@@ -47,10 +47,14 @@ impl CallRecord {
         call_type: &str,
         started: Instant,
     ) -> Self {
-        // From the thread's RNG: `Uuid::new_v4` costs a getrandom syscall per call.
-        let call_id = format!(
-            "chatcmpl-{}",
-            uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+        // From the thread's RNG: `Uuid::new_v4` costs a getrandom syscall per call. Encoded
+        // straight into the id (the formatting machinery was ~1.2 k instructions a call).
+        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut call_id = String::with_capacity(45);
+        call_id.push_str("chatcmpl-");
+        call_id.push_str(
+            uuid.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
         );
         let event = SpendEvent {
             request_id: call_id.clone(),
@@ -75,6 +79,11 @@ impl CallRecord {
             estimated_prompt_tokens: 0,
             done: false,
         }
+    }
+
+    /// The client's address, for the spend log (`requester_ip_address`).
+    pub fn set_requester(&mut self, ip: std::net::IpAddr) {
+        self.event.requester_ip = Some(ip_text(ip));
     }
 
     pub fn request_id(&self) -> &str {
@@ -291,6 +300,28 @@ fn decimal(v: f64) -> String {
         out.push_str(&digits[..point as usize]);
         out.push('.');
         out.push_str(&digits[point as usize..]);
+    }
+    out
+}
+
+/// An IP address as `Display` prints it; IPv4 (nearly every caller) without the formatting
+/// machinery, which was ~1.3 k instructions a call.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
     out
 }
@@ -514,7 +545,7 @@ impl Drop for SseBody {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHAT_TEXT, COMPLETION_TEXT, decimal, delta_text_len, millis};
+    use super::{CHAT_TEXT, COMPLETION_TEXT, decimal, delta_text_len, ip_text, millis};
     use std::time::Duration;
 
     #[test]
@@ -602,6 +633,26 @@ mod tests {
         }
         // Differences are ties between equally short forms: rare.
         assert!(same * 1000 >= n * 999, "{same} of {n} as std prints them");
+    }
+
+    #[test]
+    fn ip_text_prints_as_display() {
+        use std::net::IpAddr;
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.20.100.255",
+            "192.168.1.9",
+            "::1",
+            "fe80::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = IpAddr::from([n, 255 - n, n / 3, 7]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 
     #[test]

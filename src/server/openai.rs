@@ -205,7 +205,7 @@ async fn chat_inner(
     let mut record = CallRecord::new(st.clone(), &caller, admission, "acompletion", started);
     record.estimated_prompt_tokens = prompt_est;
     record.event.end_user = end_user;
-    record.event.requester_ip = Some(peer.ip().to_string());
+    record.set_requester(peer.ip());
     record.event.tags = gw.tags;
     record.event.metadata = gw.metadata;
     record.event.model_group = group.clone();
@@ -376,7 +376,7 @@ async fn embeddings_inner(
     let admission = st.auth.admit(&caller, &facts).await?;
     let mut record = CallRecord::new(st.clone(), &caller, admission, "aembedding", started);
     record.event.end_user = user;
-    record.event.requester_ip = Some(peer.ip().to_string());
+    record.set_requester(peer.ip());
     if let Some(m) = metadata.filter(Value::is_object) {
         record.event.metadata = m;
     }
@@ -484,7 +484,7 @@ async fn completions_inner(
     let mut record = CallRecord::new(st.clone(), &caller, admission, "atext_completion", started);
     record.estimated_prompt_tokens = prompt_tokens;
     record.event.end_user = user;
-    record.event.requester_ip = Some(peer.ip().to_string());
+    record.set_requester(peer.ip());
     record.event.tags = gw.tags;
     record.event.metadata = gw.metadata;
     record.event.messages = prompt;
@@ -626,7 +626,7 @@ async fn forwarded_inner(
     let admission = st.auth.admit(&caller, &facts).await?;
     let mut record = CallRecord::new(st.clone(), &caller, admission, route.call_type, started);
     record.event.end_user = user;
-    record.event.requester_ip = Some(peer.ip().to_string());
+    record.set_requester(peer.ip());
     record.event.tags = gw.tags;
     record.event.metadata = gw.metadata;
     record.upstream_begins();
