@@ -268,6 +268,10 @@ fn decimal(v: f64) -> String {
     }
     let mut buf = ryu::Buffer::new();
     let short = buf.format_finite(v);
+    if !short.contains('e') {
+        // Already positional (every cost and spend in practice); std prints `1` for `1.0`.
+        return short.strip_suffix(".0").unwrap_or(short).to_owned();
+    }
     let (neg, short) = match short.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, short),
