@@ -205,6 +205,23 @@ pub fn parse_uri(url: &str) -> Result<Uri, String> {
         .map_err(|e| format!("invalid upstream URL {url:?}: {e}"))
 }
 
+/// The `Host` header for a URL, as hyper-util's client would write it (the port only when it
+/// is not the scheme's default), for callers that send to one URL many times.
+pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    match uri.port_u16() {
+        Some(port) if Some(port) != default_port => {
+            HeaderValue::from_str(&format!("{host}:{port}")).ok()
+        }
+        _ => HeaderValue::from_str(host).ok(),
+    }
+}
+
 /// A header value that is never logged (API keys).
 pub fn secret_header(value: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(value).ok()?;
@@ -489,6 +506,28 @@ pub fn join(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_header_as_hyper_util_writes_it() {
+        let host =
+            |u: &str| host_header(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            host("http://127.0.0.1:4000/v1/chat/completions").as_deref(),
+            Some("127.0.0.1:4000")
+        );
+        assert_eq!(
+            host("https://api.openai.com/v1/x").as_deref(),
+            Some("api.openai.com")
+        );
+        assert_eq!(
+            host("https://api.openai.com:443/v1").as_deref(),
+            Some("api.openai.com")
+        );
+        assert_eq!(host("http://h:80/").as_deref(), Some("h"));
+        assert_eq!(host("http://h:443/").as_deref(), Some("h:443"));
+        assert_eq!(host("http://user:pw@h:8080/").as_deref(), Some("h:8080"));
+        assert_eq!(host("http://[::1]:8000/v1").as_deref(), Some("[::1]:8000"));
+    }
 
     #[test]
     fn keeps_openai_error_status_and_message() {

@@ -37,6 +37,8 @@ pub struct OpenAiCompat {
     stream_timeout: Duration,
     /// The chat URL parsed once (not Azure, whose URL names the model): saves a URL parse per call.
     chat_url: Option<hyper::Uri>,
+    /// `chat_url`'s `Host` header, built once (hyper-util formats it on every call otherwise).
+    chat_host: Option<hyper::header::HeaderValue>,
     /// `Authorization: Bearer …` (or Azure's `api-key`), built once.
     auth: Option<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }
@@ -63,6 +65,7 @@ impl OpenAiCompat {
         let chat_url = (!azure)
             .then(|| http::parse_uri(&http::join(&base, "chat/completions")).ok())
             .flatten();
+        let chat_host = chat_url.as_ref().and_then(http::host_header);
         let auth = api_key.as_deref().and_then(|key| {
             if azure {
                 Some((
@@ -90,6 +93,7 @@ impl OpenAiCompat {
             timeout,
             stream_timeout: dep.stream_timeout.unwrap_or(timeout),
             chat_url,
+            chat_host,
             auth,
         }
     }
@@ -112,7 +116,13 @@ impl OpenAiCompat {
             .as_ref()
             .filter(|_| path == "chat/completions")
         {
-            Some(url) => http::Request::post_json(url.clone(), body),
+            Some(url) => {
+                let rb = http::Request::post_json(url.clone(), body);
+                match &self.chat_host {
+                    Some(host) => rb.header_value(hyper::header::HOST, host.clone()),
+                    None => rb,
+                }
+            }
             None => http::Request::post_json_to(&self.url(model, path), body),
         };
         if let Some((name, value)) = &self.auth {
