@@ -472,18 +472,11 @@ impl Metrics {
         let Some(bundle) = self.bundles.get_joined(&key) else {
             return false;
         };
-        let b = bundle.0.get_or_init(|| self.bundle_series(o));
-        b.requests.add(1.0);
-        self.observe_figures(o, &b.usage, &b.latency);
-        if let Some((overhead, dep)) = &b.deployment {
-            overhead.observe(o.overhead_latency);
-            dep[0].add(1.0);
-            dep[1].add(1.0);
-        }
+        self.record(o, bundle.0.get_or_init(|| self.bundle_series(o)));
         true
     }
 
-    /// The series of a successful request, looked up one family at a time.
+    /// The series of a request, looked up one family at a time.
     fn bundle_series(&self, o: &RequestObservation<'_>) -> BundleSeries {
         let status = o.status_code.to_string();
         let (eu, key, alias, team, user, req) = (
@@ -518,13 +511,10 @@ impl Metrics {
         }
     }
 
-    /// Spend, tokens and latencies, shared by both paths.
-    fn observe_figures(
-        &self,
-        o: &RequestObservation<'_>,
-        usage: &[AtomicF64; 4],
-        lat: &[Histo; 3],
-    ) {
+    /// What every request moves: its count, spend, tokens, latencies and deployment counts.
+    fn record(&self, o: &RequestObservation<'_>, b: &BundleSeries) {
+        b.requests.add(1.0);
+        let usage = &b.usage;
         if o.spend > 0.0 {
             usage[0].add(o.spend);
         }
@@ -533,6 +523,7 @@ impl Metrics {
             usage[2].add(o.prompt_tokens as f64);
             usage[3].add(o.completion_tokens as f64);
         }
+        let lat = &b.latency;
         lat[0].observe(o.total_latency);
         if let Some(l) = o.llm_latency {
             lat[1].observe(l);
@@ -540,78 +531,60 @@ impl Metrics {
         if let Some(t) = o.time_to_first_token {
             lat[2].observe(t);
         }
+        if let Some((overhead, dep)) = &b.deployment {
+            overhead.observe(o.overhead_latency);
+            dep[0].add(1.0);
+            if o.status_code < 400 {
+                dep[1].add(1.0);
+            }
+        }
     }
 
-    /// Every family looked up for this request alone: failures, and label sets beyond the
-    /// bundle cache.
+    /// Every family looked up for this request alone: failures (which also move the failure
+    /// families), and label sets beyond the bundle cache.
     fn observe_each(&self, o: &RequestObservation<'_>) {
+        self.record(o, &self.bundle_series(o));
+        if o.status_code < 400 {
+            return;
+        }
         let status = o.status_code.to_string();
-        let (eu, key, alias, team, user, req) = (
-            none(o.end_user),
+        let (key, alias, team, req) = (
             none(o.hashed_api_key),
             none(o.api_key_alias),
             none(o.team),
-            none(o.user),
             none(o.requested_model),
         );
-        self.requests
-            .get(&[eu, key, alias, req, team, "None", user, &status])
+        let class = none(o.exception_class);
+        self.failed
+            .get(&[
+                none(o.end_user),
+                key,
+                alias,
+                req,
+                team,
+                "None",
+                none(o.user),
+                &status,
+                class,
+            ])
             .add(1.0);
-        let failed = o.status_code >= 400;
-        if failed {
-            self.failed
-                .get(&[
-                    eu,
-                    key,
-                    alias,
-                    req,
-                    team,
-                    "None",
-                    user,
-                    &status,
-                    none(o.exception_class),
-                ])
-                .add(1.0);
-        }
-        let model = none(o.model);
-        let usage = self
-            .usage
-            .get(&[eu, key, alias, model, team, "None", user, req]);
-        let group = none(o.model_group);
-        let lat = self
-            .latency
-            .get(&[group, model, key, alias, team, "None", req, eu, user]);
-        self.observe_figures(o, &usage, &lat);
-        if !o.deployment {
-            return;
-        }
-        let (provider, base, id) = (none(o.api_provider), none(o.api_base), none(o.model_id));
-        self.overhead
-            .get(&[group, provider, base, model, key, alias, id])
-            .observe(o.overhead_latency);
-        let dep = self.dep.get(&[
-            group, req, model, id, base, provider, key, alias, team, "None",
-        ]);
-        dep[0].add(1.0);
-        if failed {
+        if o.deployment {
             self.dep_failure
                 .get(&[
-                    group,
+                    none(o.model_group),
                     req,
-                    model,
-                    id,
-                    base,
-                    provider,
+                    none(o.model),
+                    none(o.model_id),
+                    none(o.api_base),
+                    none(o.api_provider),
                     &status,
-                    none(o.exception_class),
+                    class,
                     key,
                     alias,
                     team,
                     "None",
                 ])
                 .add(1.0);
-        } else {
-            dep[1].add(1.0);
         }
     }
 
