@@ -101,6 +101,9 @@ impl Client {
                 *r.method_mut() = req.method;
                 *r.uri_mut() = req.uri;
                 *r.headers_mut() = req.headers;
+                if let Some(host) = req.default_host {
+                    r.headers_mut().entry(hyper::header::HOST).or_insert(host);
+                }
                 let resp = c.request(r).await.map_err(|e| {
                     let kind = if e.is_connect() {
                         FailureKind::Connect
@@ -144,6 +147,8 @@ pub struct Request {
     body: Bytes,
     /// A header or URL that could not be used, reported when the request is sent.
     invalid: Option<String>,
+    /// `Host` for the pooled client when none is set (see [`host_header`]).
+    default_host: Option<HeaderValue>,
 }
 
 impl Request {
@@ -160,6 +165,7 @@ impl Request {
             headers,
             body: body.into(),
             invalid: None,
+            default_host: None,
         }
     }
 
@@ -192,6 +198,14 @@ impl Request {
         self
     }
 
+    /// The `Host` value hyper-util would compute for this URL, computed once by the caller.
+    /// Used by the pooled client only, and only if no `Host` header was set; the proxied
+    /// client (reqwest) sets its own, per redirect hop.
+    pub fn default_host(mut self, host: Option<HeaderValue>) -> Self {
+        self.default_host = host;
+        self
+    }
+
     /// Sets a header already validated (e.g. an API key prepared at start-up).
     pub fn header_value(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.insert(name, value);
@@ -205,19 +219,18 @@ pub fn parse_uri(url: &str) -> Result<Uri, String> {
         .map_err(|e| format!("invalid upstream URL {url:?}: {e}"))
 }
 
-/// The `Host` header for a URL, as hyper-util's client would write it (the port only when it
-/// is not the scheme's default), for callers that send to one URL many times.
+/// The `Host` header of a plain-`http` URL as hyper-util's client writes it (the port only
+/// when it is not 80), for callers that send to one URL many times (see
+/// [`Request::default_host`]). `None` for `https`: such a connection may speak HTTP/2, where
+/// the host travels as `:authority` and a `host` header beside it is refused by servers
+/// (nginx: "client sent duplicate host header").
 pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
     let host = uri.host()?;
-    let default_port = match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    };
     match uri.port_u16() {
-        Some(port) if Some(port) != default_port => {
-            HeaderValue::from_str(&format!("{host}:{port}")).ok()
-        }
+        Some(port) if port != 80 => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
         _ => HeaderValue::from_str(host).ok(),
     }
 }
@@ -508,21 +521,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_header_as_hyper_util_writes_it() {
+    fn host_header_for_plain_http_as_hyper_util_writes_it() {
         let host =
             |u: &str| host_header(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(
             host("http://127.0.0.1:4000/v1/chat/completions").as_deref(),
             Some("127.0.0.1:4000")
         );
-        assert_eq!(
-            host("https://api.openai.com/v1/x").as_deref(),
-            Some("api.openai.com")
-        );
-        assert_eq!(
-            host("https://api.openai.com:443/v1").as_deref(),
-            Some("api.openai.com")
-        );
+        // https may be HTTP/2, where a host header beside :authority is refused.
+        assert_eq!(host("https://api.openai.com/v1/x"), None);
+        assert_eq!(host("https://h:8443/v1"), None);
         assert_eq!(host("http://h:80/").as_deref(), Some("h"));
         assert_eq!(host("http://h:443/").as_deref(), Some("h:443"));
         assert_eq!(host("http://user:pw@h:8080/").as_deref(), Some("h:8080"));

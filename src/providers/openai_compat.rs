@@ -37,7 +37,8 @@ pub struct OpenAiCompat {
     stream_timeout: Duration,
     /// The chat URL parsed once (not Azure, whose URL names the model): saves a URL parse per call.
     chat_url: Option<hyper::Uri>,
-    /// `chat_url`'s `Host` header, built once (hyper-util formats it on every call otherwise).
+    /// `chat_url`'s `Host` header for plain http, built once (hyper-util formats it on every
+    /// call otherwise).
     chat_host: Option<hyper::header::HeaderValue>,
     /// `Authorization: Bearer …` (or Azure's `api-key`), built once.
     auth: Option<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
@@ -117,11 +118,7 @@ impl OpenAiCompat {
             .filter(|_| path == "chat/completions")
         {
             Some(url) => {
-                let rb = http::Request::post_json(url.clone(), body);
-                match &self.chat_host {
-                    Some(host) => rb.header_value(hyper::header::HOST, host.clone()),
-                    None => rb,
-                }
+                http::Request::post_json(url.clone(), body).default_host(self.chat_host.clone())
             }
             None => http::Request::post_json_to(&self.url(model, path), body),
         };
