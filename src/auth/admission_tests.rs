@@ -277,7 +277,14 @@ async fn remembered_key_hashes_never_outlive_the_key() {
     assert!(caller(&f.auth, "sk-wrong").await.is_err());
     assert!(f.auth.key_hashes.get("sk-wrong").is_none());
     assert!(caller(&f.auth, "sk-master").await.unwrap().is_admin);
-    assert!(caller(&f.auth, "sk-master").await.unwrap().is_admin);
+    assert!(f.auth.key_hashes.get("sk-master").is_none());
+    // A blocked key is refused and not remembered.
+    f.auth.directory.put_key(KeyRow {
+        blocked: true,
+        ..key("sk-blocked")
+    });
+    assert!(caller(&f.auth, "sk-blocked").await.is_err());
+    assert!(f.auth.key_hashes.get("sk-blocked").is_none());
     // A deleted key is refused although its hash is remembered.
     f.store.delete_key(&hash_token("sk-memo")).await.unwrap();
     f.auth.directory.remove_key(&hash_token("sk-memo"));

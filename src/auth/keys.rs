@@ -14,6 +14,7 @@ use crate::store::keys::KeyRow;
 use crate::store::teams::TeamRow;
 use crate::store::users::UserRow;
 use crate::store::{Store, StoreError};
+use std::collections::HashMap;
 
 /// How long "no such key" is remembered before the store is asked again.
 pub const NEGATIVE_TTL_MS: i64 = 2_000;
@@ -23,9 +24,12 @@ pub struct Directory {
     keys: RwLock<FastMap<String, Arc<KeyRow>>>,
     teams: RwLock<FastMap<String, Arc<TeamRow>>>,
     users: RwLock<FastMap<String, Arc<UserRow>>>,
-    end_users: RwLock<FastMap<String, Arc<EndUserRow>>>,
+    /// std's SipHash here and in `negative`: clients choose these keys (`user` ids, wrong keys),
+    /// so they keep the hasher built to resist collision floods; the other maps are keyed by
+    /// what admins create.
+    end_users: RwLock<HashMap<String, Arc<EndUserRow>>>,
     budgets: RwLock<FastMap<String, Arc<BudgetRow>>>,
-    negative: Mutex<FastMap<String, i64>>,
+    negative: Mutex<HashMap<String, i64>>,
     /// Bumped by every single-row change, so a full load read before one is not applied over it.
     generation: AtomicU64,
 }
@@ -51,9 +55,10 @@ impl Loaded {
     }
 }
 
-fn index<T>(rows: &[T], id: impl Fn(&T) -> &str) -> FastMap<String, Arc<T>>
+fn index<T, S>(rows: &[T], id: impl Fn(&T) -> &str) -> HashMap<String, Arc<T>, S>
 where
     T: Clone,
+    S: std::hash::BuildHasher + Default,
 {
     rows.iter()
         .map(|r| (id(r).to_owned(), Arc::new(r.clone())))

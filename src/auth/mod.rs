@@ -358,9 +358,8 @@ impl Auth {
             None => (hex_sha(key), false),
         };
         if constant_time_eq(hash.as_bytes(), master.as_bytes()) {
-            if !memoized {
-                self.key_hashes.remember(key, &hash);
-            }
+            // The master key is not remembered: admin calls are few, and the memo compares
+            // keys with plain `==`.
             return Ok(Caller {
                 is_admin: true,
                 key_hash: Some(hash),
@@ -373,10 +372,10 @@ impl Auth {
                     .to_owned() + &tail(key),
             ));
         };
+        self.check_usable(&row)?;
         if !memoized {
             self.key_hashes.remember(key, &hash);
         }
-        self.check_usable(&row)?;
         let is_admin = row
             .user_id
             .as_deref()
@@ -864,11 +863,12 @@ impl Background {
 /// The SHA-256 (hex) of keys that authenticated lately, by the key as presented.
 ///
 /// Hashing a key is ~4.4 k instructions, a tenth of the gateway's own work on a proxied call,
-/// and a client sends the same key call after call. Only keys that authenticated are kept, so
-/// a flood of wrong keys cannot grow it; it holds at most [`KEY_HASH_MEMO`] keys and is emptied
-/// when full. A hash is a pure function of its key, so an entry never goes stale: revoking or
-/// blocking a key works as before, through the directory lookup of its hash. The raw keys kept
-/// here are the secrets every request already carries through this process's memory.
+/// and a client sends the same key call after call. Only virtual keys that authenticated (a
+/// row found, not blocked or expired) are kept, so a flood of wrong keys cannot grow it; it
+/// holds at most [`KEY_HASH_MEMO`] keys and is emptied when full. A hash is a pure function of
+/// its key, so an entry never goes stale: revoking or blocking a key works as before, through
+/// the directory lookup of its hash on every call. The raw keys kept here are the secrets every
+/// request already carries through this process's memory; the master key is never kept.
 #[derive(Default)]
 struct KeyHashes(parking_lot::RwLock<crate::FastMap<Box<str>, Arc<str>>>);
 
