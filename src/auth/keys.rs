@@ -2,6 +2,7 @@
 //! reads. Loaded whole from the store at start and on every refresh; admin endpoints update
 //! it as they write; a key it does not know is looked up in the store once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +15,6 @@ use crate::store::keys::KeyRow;
 use crate::store::teams::TeamRow;
 use crate::store::users::UserRow;
 use crate::store::{Store, StoreError};
-use std::collections::HashMap;
 
 /// How long "no such key" is remembered before the store is asked again.
 pub const NEGATIVE_TTL_MS: i64 = 2_000;

@@ -870,7 +870,7 @@ impl Background {
 /// the directory lookup of its hash on every call. The raw keys kept here are the secrets every
 /// request already carries through this process's memory; the master key is never kept.
 #[derive(Default)]
-struct KeyHashes(parking_lot::RwLock<crate::FastMap<Box<str>, Arc<str>>>);
+struct KeyHashes(parking_lot::RwLock<crate::FastMap<Box<str>, Box<str>>>);
 
 /// Keys [`KeyHashes`] remembers at most (~150 bytes each).
 const KEY_HASH_MEMO: usize = 4096;

@@ -45,8 +45,13 @@ pub struct HeaderValues {
     pub api_base: Option<axum::http::HeaderValue>,
 }
 
+/// A deployment's base URL: its own, or its provider's default.
+fn api_base_of(dep: &Deployment) -> &str {
+    dep.api_base.as_deref().unwrap_or(dep.provider.default_base)
+}
+
 impl HeaderValues {
-    fn of(dep: &Deployment, api_base: &str) -> Self {
+    fn of(dep: &Deployment) -> Self {
         let value = |s: &str| {
             (!s.is_empty())
                 .then(|| axum::http::HeaderValue::from_str(s).ok())
@@ -55,7 +60,7 @@ impl HeaderValues {
         HeaderValues {
             model_id: value(&dep.id),
             model_group: value(&dep.model_name),
-            api_base: value(api_base),
+            api_base: value(api_base_of(dep)),
         }
     }
 }
@@ -116,10 +121,7 @@ impl DeploymentHandle {
 
     /// The base URL requests go to, for logs and `/health`.
     pub fn api_base(&self) -> String {
-        self.config
-            .api_base
-            .clone()
-            .unwrap_or_else(|| self.config.provider.default_base.to_owned())
+        api_base_of(&self.config).to_owned()
     }
 }
 
@@ -171,9 +173,8 @@ impl Router {
     pub fn new(cfg: &Config, client: http::Client) -> Self {
         let mut groups: crate::FastMap<String, Vec<Arc<DeploymentHandle>>> = Default::default();
         for dep in &cfg.deployments {
-            let api_base = dep.api_base.as_deref().unwrap_or(dep.provider.default_base);
             let handle = Arc::new(DeploymentHandle {
-                header_values: HeaderValues::of(dep, api_base),
+                header_values: HeaderValues::of(dep),
                 provider: providers::build(dep, &client, &cfg.env),
                 config: dep.clone(),
                 wildcard_providers: Mutex::new(HashMap::new()),

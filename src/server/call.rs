@@ -276,10 +276,8 @@ fn decimal(v: f64) -> String {
         Some(rest) => (true, rest),
         None => (false, short),
     };
-    let (mantissa, exp) = match short.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (short, 0),
-    };
+    let (mantissa, exp) = short.split_once('e').unwrap_or((short, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let frac = frac.trim_end_matches('0');
     // digits × 10^(point - digits.len()): the decimal point sits after `point` digits.
