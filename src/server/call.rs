@@ -218,6 +218,17 @@ impl CallRecord {
                 h.insert(name, v);
             }
         }
+        // Text built for the header becomes its value without a second allocation and copy
+        // (`HeaderValue::from_str` copies; a `String` whose length is its capacity is taken
+        // as it is).
+        fn put_owned(h: &mut HeaderMap, name: HeaderName, value: String) {
+            if value.is_empty() {
+                return;
+            }
+            if let Ok(v) = HeaderValue::try_from(value) {
+                h.insert(name, v);
+            }
+        }
         put(&mut h, CALL_ID, &self.event.request_id);
         h.insert(VERSION, HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
         if let Some(a) = &self.attempt {
@@ -241,15 +252,15 @@ impl CallRecord {
             Some(up) => up.duration_since(self.started),
             None => total,
         };
-        put(&mut h, OVERHEAD_MS, &millis(overhead));
-        put(&mut h, RESPONSE_MS, &millis(total));
+        put_owned(&mut h, OVERHEAD_MS, millis(overhead));
+        put_owned(&mut h, RESPONSE_MS, millis(total));
         if let Some(c) = cost {
-            put(&mut h, COST, &decimal(c));
+            put_owned(&mut h, COST, decimal(c));
         }
         if let Some(adm) = &self.admission {
             if let Some(before) = adm.key_spend() {
                 // LiteLLM's key spend includes the call being answered.
-                put(&mut h, KEY_SPEND, &decimal(before + cost.unwrap_or(0.0)));
+                put_owned(&mut h, KEY_SPEND, decimal(before + cost.unwrap_or(0.0)));
             }
             for (k, v) in adm.response_headers() {
                 put(&mut h, HeaderName::from_static(k), v);
@@ -329,12 +340,14 @@ fn ip_text(ip: std::net::IpAddr) -> String {
 }
 
 /// A duration in milliseconds with three decimals (`1.234`), without float formatting.
+/// Written into a buffer of the exact length, so that the header value takes it as it is.
 fn millis(d: std::time::Duration) -> String {
-    use std::fmt::Write;
     let us = d.as_micros();
     let (whole, frac) = (us / 1000, (us % 1000) as u16);
-    let mut s = String::with_capacity(12);
-    let _ = write!(s, "{whole}");
+    let mut digits = itoa::Buffer::new();
+    let whole = digits.format(whole);
+    let mut s = String::with_capacity(whole.len() + 4);
+    s.push_str(whole);
     s.push('.');
     for digit in [frac / 100, frac / 10 % 10, frac % 10] {
         s.push(char::from(b'0' + digit as u8));
