@@ -138,7 +138,7 @@ pub fn row_json(r: &SpendLogRow) -> Value {
         "custom_llm_provider": r.custom_llm_provider.clone().unwrap_or_default(),
         "api_base": r.api_base.clone().unwrap_or_default(),
         "user": r.user.clone().unwrap_or_default(),
-        "metadata": json_or(Some(&r.metadata), json!({})),
+        "metadata": crate::store::spend::metadata_json(r),
         "cache_hit": r.cache_hit,
         "cache_key": "",
         "request_tags": json_or(Some(&r.request_tags), json!([])),
