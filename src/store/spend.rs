@@ -1254,6 +1254,67 @@ pub(crate) mod tests {
         );
     }
 
+    /// Batches larger than the SQLite writer's multi-row chunk: a chunk that holds a retried
+    /// row or a reused upstream id is undone and written row by row, so each call still counts
+    /// exactly once and a reused id still gets its own row.
+    async fn large_batches_count_each_call_once(pg: bool) {
+        let Some((store, _dir)) = test_store(pg).await else {
+            return;
+        };
+        let opts = BatchOptions {
+            write_logs: true,
+            targets: store.spend_targets().await.unwrap(),
+        };
+        let ev = |id: &str, call: &str, t: i64| {
+            let mut e = event(id, "k", 1.0, t);
+            e.call_id = call.to_owned();
+            e
+        };
+        let first: Vec<_> = (0..200)
+            .map(|i| ev(&format!("a{i}"), &format!("call-a{i}"), i))
+            .collect();
+        assert_eq!(
+            store.write_spend_batch(&first, opts).await.unwrap().applied,
+            200
+        );
+        // 300 events: 100 new, then a retried one, then a reused upstream id from another
+        // call, then 198 new; and the first 64 again at the end.
+        let mut second: Vec<_> = (0..100)
+            .map(|i| ev(&format!("b{i}"), &format!("call-b{i}"), 1_000 + i))
+            .collect();
+        second.push(first[7].clone());
+        second.push(ev("a9", "call-other", 2_000));
+        second.extend((100..298).map(|i| ev(&format!("b{i}"), &format!("call-b{i}"), 1_000 + i)));
+        second.extend(first[..64].iter().cloned());
+        let r = store.write_spend_batch(&second, opts).await.unwrap();
+        assert_eq!((r.applied, r.duplicates), (299, 65));
+        let all = LogFilter::default();
+        assert_eq!(store.count_spend_logs(&all).await.unwrap(), 499);
+        let rows = store
+            .spend_logs(
+                &LogFilter {
+                    request_id: Some("call-other".into()),
+                    ..Default::default()
+                },
+                10,
+                0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "the reused id is kept under the call id");
+        drop_pg_schema(&store).await;
+    }
+
+    #[tokio::test]
+    async fn large_batches_count_each_call_once_sqlite() {
+        large_batches_count_each_call_once(false).await;
+    }
+
+    #[tokio::test]
+    async fn large_batches_count_each_call_once_postgres() {
+        large_batches_count_each_call_once(true).await;
+    }
+
     #[tokio::test]
     async fn disabled_logs_still_move_key_spend() {
         let Some((store, _dir)) = test_store(false).await else {
