@@ -1254,9 +1254,8 @@ pub(crate) mod tests {
         );
     }
 
-    /// Batches larger than the SQLite writer's multi-row chunk: a chunk that holds a retried
-    /// row or a reused upstream id is undone and written row by row, so each call still counts
-    /// exactly once and a reused id still gets its own row.
+    /// Large batches holding a retried row, a reused upstream id and a repeat of earlier rows:
+    /// each call counts exactly once and a reused id still gets its own row.
     async fn large_batches_count_each_call_once(pg: bool) {
         let Some((store, _dir)) = test_store(pg).await else {
             return;

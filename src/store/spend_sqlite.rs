@@ -48,58 +48,6 @@ fn insert_sql() -> &'static str {
     })
 }
 
-/// Rows per multi-row `INSERT`. Executing a statement has a fixed cost (opening a cursor on
-/// the table and each index, finding the last rowid, halting and resetting) of ~6 k
-/// instructions, as much as a row's B-tree inserts; one statement for 16 rows pays it once.
-/// Every bound text is a copy SQLite holds until the next bind (rusqlite binds with
-/// `SQLITE_TRANSIENT`), ~15 a row: a chunk's copies must fit the connection's lookaside
-/// (see [`LOOKASIDE_SLOTS`]), or each costs a `malloc` and a `free` instead.
-const CHUNK_ROWS: usize = 16;
-
-/// The spend connection's lookaside: SQLite's per-connection pool for small allocations.
-/// With the default (1,200 bytes × 40: 93 slots of up to 128 bytes) a 64-row chunk measured
-/// ~2× the cost per bind; 1,200 × 200 (240 KB) gives 459 small slots, room for a chunk's
-/// ~240 bound texts and the statement's own allocations.
-const LOOKASIDE_SLOTS: std::ffi::c_int = 200;
-const LOOKASIDE_SLOT_SIZE: std::ffi::c_int = 1200;
-
-/// Sets [`LOOKASIDE_SLOTS`] on a connection just opened; says whether SQLite took it. Best
-/// effort: SQLite refuses (BUSY) while lookaside memory is in use, and the connection then
-/// keeps its default.
-#[allow(unsafe_code)]
-fn widen_lookaside(c: &Connection) -> bool {
-    // SAFETY: `handle()` is the live connection `c` owns, used on this thread only, with no
-    // statement running; SQLITE_DBCONFIG_LOOKASIDE takes exactly (void* buffer, int size,
-    // int count), and a null buffer makes SQLite allocate and own the pool itself.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_db_config(
-            c.handle(),
-            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
-            std::ptr::null_mut::<std::ffi::c_void>(),
-            LOOKASIDE_SLOT_SIZE,
-            LOOKASIDE_SLOTS,
-        )
-    };
-    if rc != rusqlite::ffi::SQLITE_OK {
-        tracing::debug!(rc, "the spend connection keeps SQLite's default lookaside");
-    }
-    rc == rusqlite::ffi::SQLITE_OK
-}
-
-/// The multi-row insert: [`CHUNK_ROWS`] rows of `?` placeholders (bound by index, row `i`'s
-/// columns at `i * LOG_COLUMNS.len() + 1 ..`).
-fn insert_chunk_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let row = format!("({})", vec!["?"; LOG_COLUMNS.len()].join(", "));
-        format!(
-            "INSERT INTO tollgate_spend_logs ({}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-            LOG_COLUMNS.join(", "),
-            vec![row; CHUNK_ROWS].join(", ")
-        )
-    })
-}
-
 /// The file of a `sqlite:` URL, or `None` for an in-memory database (which another connection
 /// could not see: such a store keeps writing spend through sqlx).
 pub fn file_of_url(url: &str) -> Option<PathBuf> {
@@ -148,7 +96,6 @@ impl SpendDb {
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let _ = widen_lookaside(&c);
         // As the sqlx pool's connections (`Store::open`).
         c.busy_timeout(Duration::from_millis(5000))?;
         c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
@@ -213,36 +160,9 @@ fn write_batch(
     if opts.write_logs {
         let mut insert = tx.prepare_cached(insert_sql())?;
         let mut owner = tx.prepare_cached(CALL_ID_SQL)?;
-        let mut meta = Vec::with_capacity(256);
-        // Full chunks in one statement each. Only a chunk in which every row was new is kept
-        // as it is: otherwise it is undone (a savepoint around each) and its rows take the
-        // row-by-row path below, which tells a retry from a reused upstream id. The rest of
-        // the batch (fewer than a chunk) goes row by row too.
-        let mut chunks = events.chunks_exact(CHUNK_ROWS);
-        let mut one_by_one: Vec<&SpendEvent> = Vec::new();
-        if chunks.len() > 0 {
-            let mut multi = tx.prepare_cached(insert_chunk_sql())?;
-            let mut savepoint = tx.prepare_cached("SAVEPOINT spend_chunk")?;
-            let mut release = tx.prepare_cached("RELEASE spend_chunk")?;
-            let mut undo = tx.prepare_cached("ROLLBACK TO spend_chunk")?;
-            for chunk in &mut chunks {
-                savepoint.raw_execute()?;
-                for (i, ev) in chunk.iter().enumerate() {
-                    bind_row(&mut multi, i * LOG_COLUMNS.len(), ev, now, &mut meta)?;
-                }
-                if multi.raw_execute()? == chunk.len() {
-                    fresh.extend(chunk);
-                } else {
-                    undo.raw_execute()?;
-                    one_by_one.extend(chunk);
-                }
-                release.raw_execute()?;
-            }
-        }
-        one_by_one.extend(chunks.remainder());
-        for ev in one_by_one {
-            bind_row(&mut insert, 0, ev, now, &mut meta)?;
-            if insert.raw_execute()? == 1 {
+        let mut meta = Vec::with_capacity(1024);
+        for ev in events {
+            if insert_row(&mut insert, ev, now, &mut meta)? == 1 {
                 fresh.push(ev);
                 continue;
             }
@@ -331,14 +251,13 @@ fn write_batch(
     })
 }
 
-/// Binds one row's columns at `base + 1 ..= base + LOG_COLUMNS.len()` of an insert.
-fn bind_row(
+/// One row. Returns the rows inserted: 1, or 0 when the request id is already there.
+fn insert_row(
     st: &mut rusqlite::CachedStatement<'_>,
-    base: usize,
     ev: &SpendEvent,
     now: i64,
     meta: &mut Vec<u8>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     fn opt(s: &str) -> Option<&str> {
         Some(s).filter(|s| !s.is_empty())
     }
@@ -350,40 +269,40 @@ fn bind_row(
     write_row_metadata(ev, meta);
     // Only JSON text was written: valid UTF-8.
     let meta = std::str::from_utf8(meta).unwrap_or("{}");
-    st.raw_bind_parameter(base + 1, ev.request_id.as_str())?;
-    st.raw_bind_parameter(base + 2, ev.call_type.as_str())?;
-    st.raw_bind_parameter(base + 3, ev.api_key.as_str())?;
-    st.raw_bind_parameter(base + 4, opt2(&ev.key_alias))?;
-    st.raw_bind_parameter(base + 5, ev.spend)?;
-    st.raw_bind_parameter(base + 6, (ev.prompt_tokens + ev.completion_tokens) as i64)?;
-    st.raw_bind_parameter(base + 7, ev.prompt_tokens as i64)?;
-    st.raw_bind_parameter(base + 8, ev.completion_tokens as i64)?;
-    st.raw_bind_parameter(base + 9, ev.cached_tokens as i64)?;
-    st.raw_bind_parameter(base + 10, ev.cache_creation_tokens as i64)?;
-    st.raw_bind_parameter(base + 11, ev.reasoning_tokens as i64)?;
-    st.raw_bind_parameter(base + 12, ev.start_ms)?;
-    st.raw_bind_parameter(base + 13, ev.end_ms)?;
-    st.raw_bind_parameter(base + 14, ev.completion_start_ms)?;
-    st.raw_bind_parameter(base + 15, (ev.end_ms - ev.start_ms).max(0))?;
-    st.raw_bind_parameter(base + 16, ev.model.as_str())?;
-    st.raw_bind_parameter(base + 17, opt(&ev.model_id))?;
-    st.raw_bind_parameter(base + 18, opt(&ev.model_group))?;
-    st.raw_bind_parameter(base + 19, opt(&ev.provider))?;
-    st.raw_bind_parameter(base + 20, opt(&ev.api_base))?;
-    st.raw_bind_parameter(base + 21, opt2(&ev.user_id))?;
-    st.raw_bind_parameter(base + 22, meta)?;
-    st.raw_bind_parameter(base + 23, if ev.cache_hit { "True" } else { "False" })?;
-    st.raw_bind_parameter(base + 24, tags_text(&ev.tags).as_ref())?;
-    st.raw_bind_parameter(base + 25, opt2(&ev.team_id))?;
-    st.raw_bind_parameter(base + 26, opt2(&ev.end_user))?;
-    st.raw_bind_parameter(base + 27, opt2(&ev.requester_ip))?;
-    st.raw_bind_parameter(base + 28, json(&ev.messages))?;
-    st.raw_bind_parameter(base + 29, json(&ev.response))?;
-    st.raw_bind_parameter(base + 30, opt(&ev.call_id))?;
-    st.raw_bind_parameter(base + 31, ev.status.as_str())?;
-    st.raw_bind_parameter(base + 32, json(&ev.error))?;
-    st.raw_bind_parameter(base + 33, now)?;
-    Ok(())
+    st.raw_bind_parameter(1, ev.request_id.as_str())?;
+    st.raw_bind_parameter(2, ev.call_type.as_str())?;
+    st.raw_bind_parameter(3, ev.api_key.as_str())?;
+    st.raw_bind_parameter(4, opt2(&ev.key_alias))?;
+    st.raw_bind_parameter(5, ev.spend)?;
+    st.raw_bind_parameter(6, (ev.prompt_tokens + ev.completion_tokens) as i64)?;
+    st.raw_bind_parameter(7, ev.prompt_tokens as i64)?;
+    st.raw_bind_parameter(8, ev.completion_tokens as i64)?;
+    st.raw_bind_parameter(9, ev.cached_tokens as i64)?;
+    st.raw_bind_parameter(10, ev.cache_creation_tokens as i64)?;
+    st.raw_bind_parameter(11, ev.reasoning_tokens as i64)?;
+    st.raw_bind_parameter(12, ev.start_ms)?;
+    st.raw_bind_parameter(13, ev.end_ms)?;
+    st.raw_bind_parameter(14, ev.completion_start_ms)?;
+    st.raw_bind_parameter(15, (ev.end_ms - ev.start_ms).max(0))?;
+    st.raw_bind_parameter(16, ev.model.as_str())?;
+    st.raw_bind_parameter(17, opt(&ev.model_id))?;
+    st.raw_bind_parameter(18, opt(&ev.model_group))?;
+    st.raw_bind_parameter(19, opt(&ev.provider))?;
+    st.raw_bind_parameter(20, opt(&ev.api_base))?;
+    st.raw_bind_parameter(21, opt2(&ev.user_id))?;
+    st.raw_bind_parameter(22, meta)?;
+    st.raw_bind_parameter(23, if ev.cache_hit { "True" } else { "False" })?;
+    st.raw_bind_parameter(24, tags_text(&ev.tags).as_ref())?;
+    st.raw_bind_parameter(25, opt2(&ev.team_id))?;
+    st.raw_bind_parameter(26, opt2(&ev.end_user))?;
+    st.raw_bind_parameter(27, opt2(&ev.requester_ip))?;
+    st.raw_bind_parameter(28, json(&ev.messages))?;
+    st.raw_bind_parameter(29, json(&ev.response))?;
+    st.raw_bind_parameter(30, opt(&ev.call_id))?;
+    st.raw_bind_parameter(31, ev.status.as_str())?;
+    st.raw_bind_parameter(32, json(&ev.error))?;
+    st.raw_bind_parameter(33, now)?;
+    Ok(st.raw_execute()?)
 }
 
 #[cfg(test)]
@@ -406,22 +325,6 @@ mod tests {
         assert_eq!(file_of_url("sqlite::memory:"), None);
         assert_eq!(file_of_url("sqlite://file.db?mode=memory"), None);
         assert_eq!(file_of_url("postgres://h/db"), None);
-    }
-
-    #[test]
-    fn a_new_connection_takes_the_wider_lookaside() {
-        let c = Connection::open_in_memory().unwrap();
-        assert!(widen_lookaside(&c));
-        // And the connection works with it.
-        c.execute_batch("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('a')")
-            .unwrap();
-    }
-
-    #[test]
-    fn the_chunk_insert_has_a_chunk_of_rows() {
-        let sql = insert_chunk_sql();
-        assert_eq!(sql.matches('?').count(), CHUNK_ROWS * LOG_COLUMNS.len());
-        assert!(sql.ends_with("?) ON CONFLICT (request_id) DO NOTHING"));
     }
 
     #[test]
