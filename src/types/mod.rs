@@ -5,9 +5,11 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod raw;
 pub mod sse;
 
 pub use openai::*;
+pub use raw::RawJson;
 
 use std::marker::PhantomData;
 

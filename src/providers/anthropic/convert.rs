@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::types::RawJson;
 use crate::types::anthropic::{self as wire, Block, MessagesRequest, MessagesResponse, ToolDef};
 use crate::types::{
     ChatRequest, ChatResponse, Choice, Content, ContentPart, FunctionCall, Message, ToolCall,
@@ -254,7 +255,7 @@ pub fn to_wire(req: &ChatRequest, opts: &Options) -> Result<Wire, ApiError> {
             tools.push(ToolDef {
                 name: JSON_TOOL.into(),
                 description: Some("Respond with a JSON object that matches this schema.".into()),
-                input_schema: Some(schema),
+                input_schema: Some(RawJson::from_value(&schema)),
                 ..ToolDef::default()
             });
             // With thinking on, the API refuses a forced tool; the model is then asked, not forced.
@@ -635,7 +636,7 @@ fn tool_def(t: &crate::types::Tool, i: usize) -> Result<ToolDef, ApiError> {
         input_schema: Some(
             f.parameters
                 .clone()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                .unwrap_or_else(|| RawJson::from(json!({"type": "object", "properties": {}}))),
         ),
         cache_control: t.cache_control.clone(),
         ..ToolDef::default()
