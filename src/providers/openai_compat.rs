@@ -159,7 +159,10 @@ impl OpenAiCompat {
     }
 
     fn body(&self, req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
-        serde_json::to_vec(req).map_err(|e| ApiError::internal(format!("encoding request: {e}")))
+        let mut out = Vec::with_capacity(req.json_len_hint());
+        serde_json::to_writer(&mut out, req)
+            .map_err(|e| ApiError::internal(format!("encoding request: {e}")))?;
+        Ok(out)
     }
 }
 

@@ -115,9 +115,9 @@ fn estimate_prompt(req: &MessagesRequest) -> u64 {
     let mut n = req
         .messages
         .iter()
-        .map(|m| m.content.text().len() + 4)
+        .map(|m| m.content.text_len() + 4)
         .sum::<usize>();
-    n += req.system.as_ref().map(|s| s.text().len()).unwrap_or(0);
+    n += req.system.as_ref().map(|s| s.text_len()).unwrap_or(0);
     n += req
         .tools
         .as_ref()

@@ -164,12 +164,16 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
     let text: usize = req
         .messages
         .iter()
-        .map(|m| m.content.as_ref().map(|c| c.text().len()).unwrap_or(0) + 4)
+        .map(|m| m.content.as_ref().map(|c| c.text_len()).unwrap_or(0) + 4)
         .sum();
+    // The tools' JSON length, counted as it is printed rather than printed into a string.
     let tools: usize = req
         .tools
         .as_ref()
-        .map(|t| serde_json::to_string(t).map(|s| s.len()).unwrap_or(0))
+        .map(|t| {
+            let mut n = crate::types::ByteCount::default();
+            serde_json::to_writer(&mut n, t).map(|()| n.0).unwrap_or(0)
+        })
         .unwrap_or(0);
     tokens_for_chars(text + tools)
 }

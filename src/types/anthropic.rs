@@ -101,6 +101,18 @@ impl Content {
                 .join(""),
         }
     }
+
+    /// The length in bytes of [`Content::text`], without building it.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Content::Text(s) => s.len(),
+            Content::Blocks(b) => b
+                .iter()
+                .filter_map(|b| b.text.as_deref())
+                .map(str::len)
+                .sum(),
+        }
+    }
 }
 
 /// A content block of any type: `text`, `image`, `document`, `tool_use`, `tool_result`,

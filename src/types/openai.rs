@@ -25,6 +25,21 @@ pub const GATEWAY_ONLY_FIELDS: &[&str] = &[
     "context_window_fallback_dict",
 ];
 
+/// An `io::Write` that only counts the bytes written to it.
+#[derive(Debug, Default)]
+pub struct ByteCount(pub usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `POST /chat/completions` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -110,6 +125,35 @@ impl<'de> Deserialize<'de> for Content {
     }
 }
 
+impl ChatRequest {
+    /// About how long this request is as JSON, from its messages' text and its tools: the
+    /// capacity for printing it, so that a 60 KB body is not copied through every doubling of
+    /// a growing buffer on its way to the upstream.
+    pub fn json_len_hint(&self) -> usize {
+        let text: usize = self
+            .messages
+            .iter()
+            .map(|m| m.content.as_ref().map_or(0, Content::text_len) + 64)
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .flatten()
+            .map(|t| {
+                t.function.as_ref().map_or(64, |f| {
+                    f.name.len()
+                        + f.description.as_ref().map_or(0, String::len)
+                        + f.parameters.as_ref().map_or(0, |p| p.get().len())
+                        + 96
+                })
+            })
+            .sum();
+        let n = text + tools + 512;
+        // Escapes (newlines, quotes) make printed text a little longer than the text.
+        n + n / 8
+    }
+}
+
 impl Content {
     /// The text of the content, parts joined; non-text parts are skipped.
     pub fn text(&self) -> String {
@@ -120,6 +164,19 @@ impl Content {
                 .filter_map(|p| p.text.as_deref())
                 .collect::<Vec<_>>()
                 .join(""),
+        }
+    }
+
+    /// The length in bytes of [`Content::text`], without building it (token estimates read
+    /// only the length, and OpenClaw's system prompt is 50 KB).
+    pub fn text_len(&self) -> usize {
+        match self {
+            Content::Text(s) => s.len(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| p.text.as_deref())
+                .map(str::len)
+                .sum(),
         }
     }
 }
