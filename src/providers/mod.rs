@@ -207,7 +207,8 @@ pub trait Provider: Send + Sync {
                 role: "user".into(),
                 content: Some(crate::types::Content::Text("ping".into())),
                 ..Default::default()
-            }],
+            }]
+            .into(),
             max_tokens: Some(1),
             ..Default::default()
         };

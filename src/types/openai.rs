@@ -1,5 +1,7 @@
 //! OpenAI Chat Completions wire types, used as the gateway's canonical model.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -44,7 +46,11 @@ impl std::io::Write for ByteCount {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
-    pub messages: Vec<Message>,
+    /// Shared, like `tools`: the router hands each attempt its own copy of the request (the
+    /// model, stream options and deployment defaults differ), and these are the large parts —
+    /// 50 KB of text and 14 tools in OpenClaw's request. An adapter that changes them takes
+    /// its own copy (`Arc::make_mut`).
+    pub messages: Arc<Vec<Message>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +67,7 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<Tool>>,
+    pub tools: Option<Arc<Vec<Tool>>>,
     /// `"auto" | "none" | "required" | {"type":"function","function":{"name"}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
@@ -138,7 +144,7 @@ impl ChatRequest {
         let tools: usize = self
             .tools
             .iter()
-            .flatten()
+            .flat_map(|t| t.iter())
             .map(|t| {
                 t.function.as_ref().map_or(64, |f| {
                     f.name.len()

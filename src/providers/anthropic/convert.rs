@@ -190,7 +190,7 @@ pub fn to_wire(req: &ChatRequest, opts: &Options) -> Result<Wire, ApiError> {
 
     // Tools and tool_choice.
     let mut tools: Vec<ToolDef> = Vec::new();
-    for (i, t) in req.tools.iter().flatten().enumerate() {
+    for (i, t) in req.tools.iter().flat_map(|t| t.iter()).enumerate() {
         tools.push(tool_def(t, i)?);
     }
     let mut tool_choice = match &req.tool_choice {

@@ -119,7 +119,7 @@ pub fn to_chat(req: MessagesRequest, drop_params: bool) -> Result<ChatRequest, A
     let stream = req.stream == Some(true);
     Ok(ChatRequest {
         model: req.model,
-        messages,
+        messages: messages.into(),
         stream: stream.then_some(true),
         stream_options: stream.then(|| StreamOptions {
             include_usage: Some(true),
@@ -135,7 +135,7 @@ pub fn to_chat(req: MessagesRequest, drop_params: bool) -> Result<ChatRequest, A
         } else {
             parallel_tool_calls
         },
-        tools: (!tools.is_empty()).then_some(tools),
+        tools: (!tools.is_empty()).then(|| tools.into()),
         user,
         ..ChatRequest::default()
     })
