@@ -13,13 +13,14 @@ static GLOBAL: MiMalloc = MiMalloc;
 /// mimalloc entered the way C calls it. The `mimalloc` crate's allocator sends every request
 /// through `mi_malloc_aligned`, whose alignment checks and extra frames cost ~25 instructions
 /// per allocation (~120 a call, docs/PERFORMANCE.md). A layout whose alignment is at most 16
-/// and at most its size is what plain `mi_malloc` already guarantees — mimalloc's own
-/// `mi_malloc_is_naturally_aligned` is that test, and std's `System` allocator makes the same
-/// choice for `malloc` — so only rarer layouts take the aligned entry points.
+/// and at most its size is what plain `mi_malloc` already guarantees: mimalloc's size classes
+/// of 16 bytes and more are multiples of 16 on 16-aligned pages, smaller requests get 8- or
+/// 16-byte blocks (std's `System` allocator makes the same choice for `malloc`), so only rarer
+/// layouts take the aligned entry points.
 struct MiMalloc;
 
 /// `MI_MAX_ALIGN_SIZE` on 64-bit targets: every mimalloc block of at least this size is
-/// aligned to it, smaller blocks to their size rounded up to a power of two.
+/// aligned to it, smaller blocks to 8 or 16.
 const MI_MIN_ALIGN: usize = 16;
 
 fn plain(layout_align: usize, size: usize) -> bool {

@@ -546,20 +546,8 @@ async fn messages_route_auth_errors_in_anthropic_shape() {
 async fn messages_fast_path_forwards_body_and_headers_untouched() {
     let (up, mock) = mock_upstream().await;
     let gw = gateway(&config(&up)).start();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/claude-code-sample-request.json"
-    );
-    let mut body: Value = match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t).unwrap(),
-        Err(_) => {
-            eprintln!("claude-code sample not found at {path}; using a small stand-in");
-            json!({"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
-                "system": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
-                "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-                "metadata": {"user_id": "{\"device_id\":\"d\"}"}})
-        }
-    };
+    let path = common::reference_file("claude-code-sample-request.json");
+    let mut body: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     // What Claude Code sends with newer models: adaptive thinking, output_config, a
     // mid-conversation system message carrying its own output_config.
     body["model"] = json!("claude-opus-4-6");
@@ -686,14 +674,8 @@ async fn messages_to_openai_model_translated_both_ways() {
 async fn openclaw_sample_to_claude_streams_with_usage() {
     let (up, mock) = mock_upstream().await;
     let gw = gateway(&config(&up)).start();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/openclaw-sample-request.json"
-    );
-    let Ok(text) = std::fs::read_to_string(path) else {
-        eprintln!("openclaw sample not found at {path}; skipping");
-        return;
-    };
+    let path = common::reference_file("openclaw-sample-request.json");
+    let text = std::fs::read_to_string(&path).unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
     let r = post(&gw, "/chat/completions", &body).await;
     assert_eq!(r.status(), 200);

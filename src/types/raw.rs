@@ -10,6 +10,19 @@ use serde_json::value::RawValue;
 /// `serde_json::Value` tree the 14 schemas of an OpenClaw request cost ~500 k instructions a
 /// call: a map node per key to build, clone and free, and every description re-escaped byte by
 /// byte on the way out (docs/PERFORMANCE.md).
+///
+/// The text is the client's, whitespace included: the upstream receives the schema as it was
+/// sent, and the prompt-size estimate (four characters a token, rough either way) counts a
+/// pretty-printed schema a little higher than a compact one. Dropping the whitespace on read
+/// was measured:
+/// serde_json checks a `RawValue` made from new text again, ~250 k instructions a call for
+/// OpenClaw's tools sent with Python's default spacing. Unlike a `Value`, a `\uXXXX` escape
+/// inside a string is passed on unchecked, for the upstream to judge.
+///
+/// Read only through serde_json (its `Deserializer`, or `from_value`): serde's buffering for
+/// `#[serde(untagged)]` enums and for fields caught by `#[serde(flatten)]` cannot carry a
+/// `RawValue`. Named fields of a struct with a flattened `extra` map are read directly, so the
+/// request types are fine; a wrapper that buffered a whole request would not be.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RawJson(Box<RawValue>);

@@ -173,3 +173,14 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// A file of `shared/reference/`, which sits beside the checkout (CI lays a copy there): found by
+/// walking up from the crate, as the Python suites do. Missing is a failure, not a skip.
+pub fn reference_file(name: &str) -> std::path::PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|p| p.join("shared").join("reference").join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("shared/reference/{name} not found beside the checkout"))
+}
