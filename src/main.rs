@@ -126,3 +126,60 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout};
+
+    use super::MiMalloc;
+
+    /// Every layout shape the allocator splits on — alignment below, at and above 16, sizes
+    /// below and above it — comes back aligned, keeps its bytes through `realloc` (growing
+    /// and shrinking across the split) and is zeroed by `alloc_zeroed`.
+    #[test]
+    #[allow(unsafe_code)]
+    fn blocks_are_aligned_and_keep_their_bytes() {
+        let a = MiMalloc;
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 3, 8, 15, 16, 17, 24, 40, 100, 1000, 5000, 70_000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes, power-of-two alignments; each block is freed once
+                // with the layout it has at that point.
+                unsafe {
+                    let z = a.alloc_zeroed(layout);
+                    assert!(
+                        !z.is_null() && (z as usize).is_multiple_of(align),
+                        "{size}/{align}"
+                    );
+                    assert!(std::slice::from_raw_parts(z, size).iter().all(|b| *b == 0));
+                    a.dealloc(z, layout);
+
+                    let mut p = a.alloc(layout);
+                    assert!(
+                        !p.is_null() && (p as usize).is_multiple_of(align),
+                        "{size}/{align}"
+                    );
+                    for i in 0..size {
+                        *p.add(i) = (i % 251) as u8;
+                    }
+                    // Grow, then shrink below 16, then back: the bytes both sizes hold stay.
+                    let mut current = layout;
+                    let mut valid = size;
+                    for new_size in [size * 3 + 5, 7, size] {
+                        p = a.realloc(p, current, new_size);
+                        assert!(
+                            !p.is_null() && (p as usize).is_multiple_of(align),
+                            "{size}->{new_size}/{align}"
+                        );
+                        valid = valid.min(new_size);
+                        for i in 0..valid {
+                            assert_eq!(*p.add(i), (i % 251) as u8, "{size}->{new_size}/{align}");
+                        }
+                        current = Layout::from_size_align(new_size, align).unwrap();
+                    }
+                    a.dealloc(p, current);
+                }
+            }
+        }
+    }
+}
