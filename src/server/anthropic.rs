@@ -118,12 +118,7 @@ fn estimate_prompt(req: &MessagesRequest) -> u64 {
         .map(|m| m.content.text_len() + 4)
         .sum::<usize>();
     n += req.system.as_ref().map(|s| s.text_len()).unwrap_or(0);
-    n += req
-        .tools
-        .as_ref()
-        .and_then(|t| serde_json::to_string(t).ok())
-        .map(|s| s.len())
-        .unwrap_or(0);
+    n += req.tools.as_ref().map_or(0, crate::types::json_len);
     tokens_for_chars(n)
 }
 

@@ -166,15 +166,7 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
         .iter()
         .map(|m| m.content.as_ref().map(|c| c.text_len()).unwrap_or(0) + 4)
         .sum();
-    // The tools' JSON length, counted as it is printed rather than printed into a string.
-    let tools: usize = req
-        .tools
-        .as_ref()
-        .map(|t| {
-            let mut n = crate::types::ByteCount::default();
-            serde_json::to_writer(&mut n, t).map(|()| n.0).unwrap_or(0)
-        })
-        .unwrap_or(0);
+    let tools: usize = req.tools.as_ref().map_or(0, crate::types::json_len);
     tokens_for_chars(text + tools)
 }
 

@@ -27,19 +27,21 @@ pub const GATEWAY_ONLY_FIELDS: &[&str] = &[
     "context_window_fallback_dict",
 ];
 
-/// An `io::Write` that only counts the bytes written to it.
-#[derive(Debug, Default)]
-pub struct ByteCount(pub usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
+/// The length of `v` printed as JSON, counted as it is printed rather than printed into a
+/// string (the prompt-size estimates measure tools this way on every call).
+pub fn json_len<T: Serialize + ?Sized>(v: &T) -> usize {
+    struct ByteCount(usize);
+    impl std::io::Write for ByteCount {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    let mut n = ByteCount(0);
+    serde_json::to_writer(&mut n, v).map_or(0, |()| n.0)
 }
 
 /// `POST /chat/completions` body.
