@@ -14,6 +14,17 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+/// LiteLLM's `usage_object` of a call, as its spend-log metadata and callback payloads carry it.
+pub fn usage_object(prompt: i64, completion: i64, cached: i64, reasoning: i64) -> Value {
+    serde_json::json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    })
+}
+
 /// One request's accounting record (a row of `/spend/logs`). Serialized only into the
 /// writer's spill file.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

@@ -405,16 +405,17 @@ pub fn row_metadata_text(ev: &SpendEvent) -> String {
 
 /// [`row_metadata_text`] appended to a buffer the caller reuses across rows.
 pub fn write_row_metadata(ev: &SpendEvent, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"requester_metadata\":");
-    match &ev.metadata {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Object(m) if m.is_empty() => out.extend_from_slice(b"{}"),
-        // Serializing a `Value` into a Vec cannot fail.
-        v => {
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        requester_metadata: &'a Value,
     }
-    out.push(b'}');
+    // Printing a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(
+        out,
+        &Stored {
+            requester_metadata: &ev.metadata,
+        },
+    );
 }
 
 /// A row's `metadata` with LiteLLM's `SpendLogsMetadata` keys, as `/spend/logs` returns it:
@@ -433,6 +434,13 @@ pub fn metadata_json(r: &SpendLogRow) -> Value {
         .as_deref()
         .and_then(|e| serde_json::from_str::<Value>(e).ok())
         .unwrap_or(Value::Null);
+    let mut usage = crate::spend::usage_object(
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.reasoning_tokens,
+    );
+    usage["cache_creation_input_tokens"] = json!(r.cache_creation_tokens);
     json!({
         "user_api_key": r.api_key,
         "user_api_key_alias": r.key_alias,
@@ -445,14 +453,7 @@ pub fn metadata_json(r: &SpendLogRow) -> Value {
         "requester_metadata": requester,
         "status": r.status,
         "error_information": error,
-        "usage_object": {
-            "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens,
-            "total_tokens": r.prompt_tokens + r.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": r.cached_tokens},
-            "completion_tokens_details": {"reasoning_tokens": r.reasoning_tokens},
-            "cache_creation_input_tokens": r.cache_creation_tokens,
-        },
+        "usage_object": usage,
     })
 }
 
