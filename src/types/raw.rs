@@ -14,10 +14,9 @@ use serde_json::value::RawValue;
 /// The text is the client's, whitespace included: the upstream receives the schema as it was
 /// sent, and the prompt-size estimate (four characters a token, rough either way) counts a
 /// pretty-printed schema a little higher than a compact one. Dropping the whitespace on read
-/// was measured:
-/// serde_json checks a `RawValue` made from new text again, ~250 k instructions a call for
-/// OpenClaw's tools sent with Python's default spacing. Unlike a `Value`, a `\uXXXX` escape
-/// inside a string is passed on unchecked, for the upstream to judge.
+/// was measured: serde_json checks a `RawValue` made from new text again, ~250 k instructions
+/// a call for OpenClaw's tools sent with Python's default spacing. Unlike a `Value`, a
+/// `\uXXXX` escape inside a string is passed on unchecked, for the upstream to judge.
 ///
 /// Read only through serde_json (its `Deserializer`, or `from_value`): serde's buffering for
 /// `#[serde(untagged)]` enums and for fields caught by `#[serde(flatten)]` cannot carry a
@@ -33,12 +32,13 @@ impl RawJson {
         self.0.get()
     }
 
-    /// The value as a tree, for the adapters that change it.
-    pub fn to_value(&self) -> Value {
+    /// The value as a tree (to compare two schemas).
+    fn to_value(&self) -> Value {
         // The text was valid JSON when it was read or written.
         serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
     }
 
+    /// A schema the gateway builds itself.
     pub fn from_value(v: &Value) -> Self {
         // Printing a `Value` cannot fail: its keys are strings and its numbers finite.
         RawJson(
@@ -62,12 +62,6 @@ impl std::fmt::Debug for RawJson {
     }
 }
 
-impl From<Value> for RawJson {
-    fn from(v: Value) -> Self {
-        RawJson::from_value(&v)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,8 +75,8 @@ mod tests {
         assert_eq!(raw.to_value()["properties"]["q"]["type"], "string");
         assert_eq!(
             raw,
-            RawJson::from(
-                json!({"properties": {"q": {"type": "string", "description": "a \"quoted\"\nline"}}, "type": "object"})
+            RawJson::from_value(
+                &json!({"properties": {"q": {"type": "string", "description": "a \"quoted\"\nline"}}, "type": "object"})
             )
         );
         // Inside another value, through serde_json's Value (de)serializers too.

@@ -630,17 +630,16 @@ fn tool_def(t: &crate::types::Tool, i: usize) -> Result<ToolDef, ApiError> {
         ApiError::bad_request(format!("tools[{i}]: a function tool needs `function`"))
             .with_param(format!("tools[{i}].function"))
     })?;
-    let mut def = ToolDef {
-        name: f.name.clone(),
-        description: f.description.clone().filter(|d| !d.is_empty()),
-        input_schema: Some(
-            f.parameters
-                .clone()
-                .unwrap_or_else(|| RawJson::from(json!({"type": "object", "properties": {}}))),
-        ),
-        cache_control: t.cache_control.clone(),
-        ..ToolDef::default()
-    };
+    let mut def =
+        ToolDef {
+            name: f.name.clone(),
+            description: f.description.clone().filter(|d| !d.is_empty()),
+            input_schema: Some(f.parameters.clone().unwrap_or_else(|| {
+                RawJson::from_value(&json!({"type": "object", "properties": {}}))
+            })),
+            cache_control: t.cache_control.clone(),
+            ..ToolDef::default()
+        };
     if let Some(s) = f.strict {
         def.extra.insert("strict".into(), Value::Bool(s));
     }
