@@ -99,7 +99,11 @@ impl SpendDb {
         // As the sqlx pool's connections (`Store::open`).
         c.busy_timeout(Duration::from_millis(5000))?;
         c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
-        c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        c.execute_batch(super::SQLITE_PRAGMAS)?;
+        // Twice SQLite's default page cache: the `request_id` primary key takes each row at a
+        // random place, so a batch dirties one of its pages per row unless the index is in
+        // cache; 4 MiB keeps it there up to ~100 k rows and halves the writer's reads beyond.
+        c.execute_batch("PRAGMA cache_size=-4096")?;
         c.set_prepared_statement_cache_capacity(16);
         Ok(c)
     }
@@ -331,5 +335,105 @@ mod tests {
     fn the_insert_binds_every_column() {
         assert!(insert_sql().ends_with("$33) ON CONFLICT (request_id) DO NOTHING"));
         assert_eq!(LOG_COLUMNS.len(), 33);
+    }
+}
+
+/// `bench/spend-writer`: the writer's cost per row as the spend log grows. Not a test (it
+/// asserts nothing and takes ~10 s in release): run by that script, with `--ignored`.
+#[cfg(test)]
+mod cost_per_row {
+    use super::*;
+    use crate::store::spend::SpendTargets;
+
+    /// CPU time of the calling thread, user and kernel, in seconds.
+    fn thread_cpu_s() -> f64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        let ns: f64 = s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        ns / 1e9
+    }
+
+    /// An event as a production call writes it: an upstream `chatcmpl-` id (random), a key,
+    /// a priced deployment, the client's address, no user, team or end user.
+    fn event(rng: &mut u64, n: usize) -> SpendEvent {
+        let mut next = || {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            *rng
+        };
+        let start_ms = 1_764_900_000_000 + n as i64 / 20;
+        SpendEvent {
+            request_id: format!("chatcmpl-{:016x}{:013x}", next(), next() >> 12),
+            call_id: format!("{:016x}{:016x}", next(), n),
+            call_type: "acompletion".into(),
+            api_key: format!("{:016x}", 0x88c3_e3b7_ab5c_3d7bu64).repeat(4),
+            model: "gpt-4o".into(),
+            model_group: "gpt-4o".into(),
+            model_id: "3f1c9a".into(),
+            provider: "openai".into(),
+            api_base: "http://127.0.0.1:8080/v1".into(),
+            prompt_tokens: 20,
+            completion_tokens: 9,
+            spend: 0.000_14,
+            start_ms,
+            end_ms: start_ms + 1,
+            status: "success".into(),
+            requester_ip: Some("127.0.0.1".into()),
+            metadata: serde_json::json!({}),
+            ..SpendEvent::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "a benchmark: bench/spend-writer"]
+    async fn spend_writer_cost_per_row() {
+        let rows: usize = std::env::var("TOLLGATE_BENCH_SPEND_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        const BATCH: usize = 1000; // the writer's default batch size
+        const REPORT: usize = 50_000;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/spend.db?mode=rwc", dir.path().display());
+        let store = crate::store::Store::open(&url, 2).await.unwrap();
+        let db = store.spend_db.clone().expect("a file database");
+        let opts = BatchOptions {
+            write_logs: true,
+            targets: SpendTargets {
+                keys: true,
+                teams: true,
+                users: true,
+                end_users: true,
+            },
+        };
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let (mut cpu, mut wall) = (0.0, std::time::Instant::now());
+        println!("rows in the log   writer CPU per row   wall per row");
+        for b in 0..rows.div_ceil(BATCH) {
+            let events: Vec<SpendEvent> =
+                (0..BATCH).map(|i| event(&mut rng, b * BATCH + i)).collect();
+            let db = db.clone();
+            // On a blocking thread, as the writer runs it: its CPU time is the batch's.
+            cpu += tokio::task::spawn_blocking(move || {
+                let t = thread_cpu_s();
+                db.write(&events, opts).unwrap();
+                thread_cpu_s() - t
+            })
+            .await
+            .unwrap();
+            let done = (b + 1) * BATCH;
+            if done.is_multiple_of(REPORT) {
+                println!(
+                    "{done:>15}   {:>15.1} µs   {:>9.1} µs",
+                    cpu * 1e6 / REPORT as f64,
+                    wall.elapsed().as_secs_f64() * 1e6 / REPORT as f64
+                );
+                (cpu, wall) = (0.0, std::time::Instant::now());
+            }
+        }
     }
 }
