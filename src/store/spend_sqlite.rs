@@ -102,7 +102,8 @@ impl SpendDb {
         c.execute_batch(super::SQLITE_PRAGMAS)?;
         // Twice SQLite's default page cache: the `request_id` primary key takes each row at a
         // random place, so a batch dirties one of its pages per row unless the index is in
-        // cache; 4 MiB keeps it there up to ~100 k rows and halves the writer's reads beyond.
+        // cache. With 4 MiB the writer read a fifth as many pages (`pread64`) from a log of
+        // 60-100 k rows; the cost is up to 2 MiB more memory once the log is that large.
         c.execute_batch("PRAGMA cache_size=-4096")?;
         c.set_prepared_statement_cache_capacity(16);
         Ok(c)
