@@ -102,8 +102,10 @@ impl SpendDb {
         c.execute_batch(super::SQLITE_PRAGMAS)?;
         // Twice SQLite's default page cache: the `request_id` primary key takes each row at a
         // random place, so a batch dirties one of its pages per row unless the index is in
-        // cache. With 4 MiB the writer read a fifth as many pages (`pread64`) from a log of
-        // 60-100 k rows; the cost is up to 2 MiB more memory once the log is that large.
+        // cache. With 4 MiB (and the less frequent checkpoints of `SQLITE_PRAGMAS`) the gateway
+        // read a fifth as many pages (`pread64`) under load with a log of 60-100 k rows, and
+        // the writer's CPU per row at 50-100 k rows fell further (`bench/spend-writer`); the
+        // cost is up to 2 MiB more memory once the log is that large.
         c.execute_batch("PRAGMA cache_size=-4096")?;
         c.set_prepared_statement_cache_capacity(16);
         Ok(c)
@@ -348,12 +350,13 @@ mod cost_per_row {
 
     /// CPU time of the calling thread, user and kernel, in seconds.
     fn thread_cpu_s() -> f64 {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .expect("Linux with schedstats: /proc/thread-self/schedstat");
         let ns: f64 = s
             .split_whitespace()
             .next()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+            .expect("schedstat starts with the time on CPU, in ns");
         ns / 1e9
     }
 
@@ -392,12 +395,15 @@ mod cost_per_row {
     #[tokio::test(flavor = "multi_thread")]
     #[ignore = "a benchmark: bench/spend-writer"]
     async fn spend_writer_cost_per_row() {
-        let rows: usize = std::env::var("TOLLGATE_BENCH_SPEND_ROWS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(200_000);
         const BATCH: usize = 1000; // the writer's default batch size
         const REPORT: usize = 50_000;
+        // Whole reports: the total is rounded up to a multiple of 50,000.
+        let rows = std::env::var("TOLLGATE_BENCH_SPEND_ROWS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(200_000)
+            .max(1)
+            .next_multiple_of(REPORT);
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/spend.db?mode=rwc", dir.path().display());
         let store = crate::store::Store::open(&url, 2).await.unwrap();
