@@ -619,3 +619,96 @@ fn bad_config_exits_non_zero_with_the_field_path() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// A page in a browser on another origin: preflights answered before auth, LiteLLM's
+/// defaults (`*`, no credentials), and `LITELLM_CORS_ORIGINS` narrowing it.
+#[tokio::test]
+async fn browsers_get_cors_answers() {
+    let (up, _mock) = mock_upstream().await;
+    let gw = gateway(&config(&up)).start();
+    let c = client();
+    let preflight = |gw: &Gateway, origin: &str| {
+        c.request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let r = preflight(&gw, "https://app.example").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "authorization,content-type"
+    );
+    assert!(h.get("access-control-allow-credentials").is_none());
+
+    let body = json!({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]});
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", "https://app.example")
+        .bearer_auth("sk-master")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // An error is readable by the page too.
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .header("origin", "https://app.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // Not a browser: nothing added.
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-master")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let narrow = gateway(&config(&up))
+        .env(
+            "LITELLM_CORS_ORIGINS",
+            "https://app.example, https://admin.example",
+        )
+        .start();
+    let r = preflight(&narrow, "https://evil.example").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = preflight(&narrow, "https://admin.example").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://admin.example"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(r.headers()["vary"], "Origin");
+    let r = c
+        .get(narrow.url("/v1/models"))
+        .header("origin", "https://evil.example")
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

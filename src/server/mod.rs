@@ -7,6 +7,7 @@ pub mod admin;
 pub mod anthropic;
 pub mod body;
 pub mod call;
+pub mod cors;
 pub mod health;
 pub mod openai;
 pub mod spend;
@@ -30,6 +31,11 @@ use crate::state::AppState;
 /// Every route, LiteLLM's paths with and without `/v1`.
 pub fn router(state: AppState) -> Router {
     let limit = (state.config.general.max_request_size_mb * 1024.0 * 1024.0) as usize;
+    let env = &state.config.env;
+    let cors = cors::CorsPolicy::from_env(
+        env.get("LITELLM_CORS_ORIGINS").as_deref(),
+        env.get("LITELLM_CORS_ALLOW_CREDENTIALS").as_deref(),
+    );
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -89,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(cors::CorsLayer::new(cors))
         .with_state(state)
 }
 
