@@ -685,6 +685,40 @@ async fn browsers_get_cors_answers() {
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 
+    // Any route, known or not, admin ones too; a method outside the standard ones is refused.
+    for path in ["/key/generate", "/no/such/route", "/v1/models"] {
+        let r = c
+            .request(reqwest::Method::OPTIONS, gw.url(path))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["access-control-max-age"], "600");
+        assert!(r.headers().get("access-control-allow-headers").is_none());
+        assert_eq!(r.text().await.unwrap(), "OK");
+    }
+    let r = c
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "TRACE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(r.text().await.unwrap(), "Disallowed CORS method");
+    // Not a preflight (no requested method): routed as usual, and readable by the page.
+    let r = c
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+
     let narrow = gateway(&config(&up))
         .env(
             "LITELLM_CORS_ORIGINS",
@@ -699,6 +733,20 @@ async fn browsers_get_cors_answers() {
     assert_eq!(
         r.headers()["access-control-allow-origin"],
         "https://admin.example"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(r.headers()["vary"], "Origin");
+    let r = c
+        .get(narrow.url("/v1/models"))
+        .header("origin", "https://app.example")
+        .bearer_auth("sk-master")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
     );
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
     assert_eq!(r.headers()["vary"], "Origin");

@@ -9,9 +9,11 @@
 //! A request without an `Origin` header (every SDK, curl, OpenClaw) passes straight through
 //! with one header lookup. A preflight (`OPTIONS` with `Origin` and
 //! `Access-Control-Request-Method`) is answered here, before routing and authentication, since
-//! browsers send no credentials with it: 200 `OK` for an allowed origin, 400 `Disallowed CORS
-//! origin` otherwise. Other requests from an allowed origin get `Access-Control-Allow-Origin`
-//! (and `-Credentials`) on their answer, errors included.
+//! browsers send no credentials with it: 200 `OK` for an allowed origin and method, 400
+//! `Disallowed CORS origin` / `method` otherwise. Other requests with `Origin` get
+//! `Access-Control-Allow-Origin` on their answer when the origin is allowed, errors included
+//! (and `-Credentials` when on). Not copied from LiteLLM: its `Access-Control-Expose-Headers`
+//! list, which names only headers of its admin UI that the gateway does not send.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,8 +24,9 @@ use axum::http::{Method, Request, Response, StatusCode};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Either, Ready};
 
-/// Starlette's answer to `allow_methods=["*"]`.
+/// Starlette's answer to `allow_methods=["*"]`: these, and no other, may be preflighted.
 const ALL_METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
+const METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
 /// Starlette's default `max_age`, in seconds.
 const MAX_AGE: &str = "600";
 
@@ -63,18 +66,22 @@ impl CorsPolicy {
         }
     }
 
-    /// The allowed origin as the answer names it: `*`, or the caller's own origin when the
-    /// answer must name it (a list of origins, or credentials, which `*` cannot carry).
-    fn allow_origin(&self, origin: &HeaderValue, cookie: bool, h: &mut HeaderMap) {
-        if self.origins.is_none() && !(self.credentials && cookie) {
+    /// The headers of an answer to a (non-preflight) request with `Origin`, as Starlette adds
+    /// them: credentials when on; the allowed origin as `*`, or named (with `Vary: Origin`)
+    /// for a list of origins, or for `*` when the request carries a cookie.
+    fn simple_headers(&self, origin: &HeaderValue, cookie: bool, h: &mut HeaderMap) {
+        self.credentials_header(h);
+        if self.origins.is_none() && !cookie {
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
             );
-        } else {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        } else if self.allows(origin) {
+            self.name_origin(origin, h);
         }
+    }
+
+    fn credentials_header(&self, h: &mut HeaderMap) {
         if self.credentials {
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -83,24 +90,46 @@ impl CorsPolicy {
         }
     }
 
+    fn name_origin(&self, origin: &HeaderValue, h: &mut HeaderMap) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+
+    /// 200 `OK`, or 400 naming what is refused (the origin, or a method outside
+    /// [`METHODS`]); the allow-* headers either way, the allowed origin only on success.
     fn preflight(&self, origin: &HeaderValue, req: &HeaderMap) -> Response<Body> {
-        if !self.allows(origin) {
-            let mut r = Response::new(Body::from("Disallowed CORS origin"));
+        // The origin is named when it must be: a list of origins, or credentials.
+        let explicit = self.origins.is_some() || self.credentials;
+        let method_ok = req
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .is_some_and(|m| METHODS.iter().any(|k| k.as_bytes() == m.as_bytes()));
+        let refused = match (self.allows(origin), method_ok) {
+            (false, _) => Some("Disallowed CORS origin"),
+            (true, false) => Some("Disallowed CORS method"),
+            (true, true) => None,
+        };
+        let mut r = Response::new(Body::from(refused.unwrap_or("OK")));
+        if refused.is_some() {
             *r.status_mut() = StatusCode::BAD_REQUEST;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            return r;
         }
-        let mut r = Response::new(Body::from("OK"));
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        // A preflight carries no cookie; with credentials the origin is named (as Starlette).
-        self.allow_origin(origin, self.credentials, h);
+        if refused.is_none() {
+            if explicit {
+                self.name_origin(origin, h);
+            } else {
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+        } else if explicit {
+            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        self.credentials_header(h);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static(ALL_METHODS),
@@ -109,7 +138,8 @@ impl CorsPolicy {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(MAX_AGE),
         );
-        // Headers `*`: whatever the browser asks for.
+        // Headers `*`: whatever the browser asks for (a header value cannot carry a line
+        // break, so echoing it cannot inject one).
         if let Some(asked) = req.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
         }
@@ -174,9 +204,6 @@ where
             let r = self.policy.preflight(&origin, req.headers());
             return Either::Left(Either::Right(futures::future::ready(Ok(r))));
         }
-        if !self.policy.allows(&origin) {
-            return Either::Left(Either::Left(self.inner.call(req)));
-        }
         let cookie = req.headers().contains_key(header::COOKIE);
         let policy = self.policy.clone();
         Either::Right(
@@ -184,7 +211,7 @@ where
                 .call(req)
                 .map(move |r| {
                     r.map(|mut resp| {
-                        policy.allow_origin(&origin, cookie, resp.headers_mut());
+                        policy.simple_headers(&origin, cookie, resp.headers_mut());
                         resp
                     })
                 })
