@@ -654,34 +654,27 @@ async fn browsers_get_cors_answers() {
     assert!(h.get("access-control-allow-credentials").is_none());
 
     let body = json!({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]});
-    let r = c
-        .post(gw.url("/v1/chat/completions"))
-        .header("origin", "https://app.example")
-        .bearer_auth("sk-master")
-        .json(&body)
-        .send()
+    let chat = |origin: Option<&str>, key: Option<&str>| {
+        let mut rq = c.post(gw.url("/v1/chat/completions")).json(&body);
+        if let Some(o) = origin {
+            rq = rq.header("origin", o);
+        }
+        if let Some(k) = key {
+            rq = rq.bearer_auth(k);
+        }
+        rq.send()
+    };
+    let r = chat(Some("https://app.example"), Some("sk-master"))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     // An error is readable by the page too.
-    let r = c
-        .post(gw.url("/v1/chat/completions"))
-        .header("origin", "https://app.example")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = chat(Some("https://app.example"), None).await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     // Not a browser: nothing added.
-    let r = c
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-master")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = chat(None, Some("sk-master")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 
@@ -728,35 +721,24 @@ async fn browsers_get_cors_answers() {
     let r = preflight(&narrow, "https://evil.example").await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    // An allowed origin is named back, with credentials: on a preflight and on an answer.
+    let named = |r: &reqwest::Response, origin: &str| {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["access-control-allow-origin"], origin);
+        assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+        assert_eq!(r.headers()["vary"], "Origin");
+    };
     let r = preflight(&narrow, "https://admin.example").await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://admin.example"
-    );
-    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert_eq!(r.headers()["vary"], "Origin");
-    let r = c
-        .get(narrow.url("/v1/models"))
-        .header("origin", "https://app.example")
-        .bearer_auth("sk-master")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://app.example"
-    );
-    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert_eq!(r.headers()["vary"], "Origin");
-    let r = c
-        .get(narrow.url("/v1/models"))
-        .header("origin", "https://evil.example")
-        .bearer_auth("sk-master")
-        .send()
-        .await
-        .unwrap();
+    named(&r, "https://admin.example");
+    let models = |origin: &'static str| {
+        c.get(narrow.url("/v1/models"))
+            .header("origin", origin)
+            .bearer_auth("sk-master")
+            .send()
+    };
+    let r = models("https://app.example").await.unwrap();
+    named(&r, "https://app.example");
+    let r = models("https://evil.example").await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
