@@ -164,6 +164,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
 
+    if crate::server::cors::CorsPolicy::from_config(&cfg).any_origin_with_credentials() {
+        tracing::warn!(
+            "LITELLM_CORS_ALLOW_CREDENTIALS=true with every origin allowed: any web page can make credentialed calls here. Set LITELLM_CORS_ORIGINS to the origins that need it."
+        );
+    }
+
     let gateway = Gateway::start(cfg).await?;
     let addr = format!("{}:{}", cli.host, cli.port);
     let listener = TcpListener::bind(&addr)

@@ -59,6 +59,19 @@ impl CorsPolicy {
         }
     }
 
+    /// From the config's environment (the process's, and `environment_variables:`).
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        CorsPolicy::from_env(
+            cfg.env.get("LITELLM_CORS_ORIGINS").as_deref(),
+            cfg.env.get("LITELLM_CORS_ALLOW_CREDENTIALS").as_deref(),
+        )
+    }
+
+    /// `*` with credentials: any web page may make credentialed calls (warned at start-up).
+    pub fn any_origin_with_credentials(&self) -> bool {
+        self.origins.is_none() && self.credentials
+    }
+
     fn allows(&self, origin: &HeaderValue) -> bool {
         match &self.origins {
             None => true,
@@ -228,8 +241,10 @@ mod tests {
     fn policy_reads_like_litellm() {
         let p = CorsPolicy::from_env(None, None);
         assert_eq!((p.origins.clone(), p.credentials), (None, false));
+        assert!(!p.any_origin_with_credentials());
         let p = CorsPolicy::from_env(Some("  "), Some("true"));
         assert_eq!((p.origins.clone(), p.credentials), (None, true));
+        assert!(p.any_origin_with_credentials());
         let p = CorsPolicy::from_env(Some("https://a.com,, https://b.com ,"), None);
         assert_eq!(
             p.origins,

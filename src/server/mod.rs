@@ -31,11 +31,7 @@ use crate::state::AppState;
 /// Every route, LiteLLM's paths with and without `/v1`.
 pub fn router(state: AppState) -> Router {
     let limit = (state.config.general.max_request_size_mb * 1024.0 * 1024.0) as usize;
-    let env = &state.config.env;
-    let cors = cors::CorsPolicy::from_env(
-        env.get("LITELLM_CORS_ORIGINS").as_deref(),
-        env.get("LITELLM_CORS_ALLOW_CREDENTIALS").as_deref(),
-    );
+    let cors = cors::CorsPolicy::from_config(&state.config);
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
