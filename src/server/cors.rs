@@ -22,11 +22,10 @@ use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, Request, Response, StatusCode};
 use futures::FutureExt;
-use futures::future::{BoxFuture, Either, Ready};
+use futures::future::{BoxFuture, Either};
 
 /// Starlette's answer to `allow_methods=["*"]`: these, and no other, may be preflighted.
 const ALL_METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
-const METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
 /// Starlette's default `max_age`, in seconds.
 const MAX_AGE: &str = "600";
 
@@ -109,13 +108,17 @@ impl CorsPolicy {
     }
 
     /// 200 `OK`, or 400 naming what is refused (the origin, or a method outside
-    /// [`METHODS`]); the allow-* headers either way, the allowed origin only on success.
+    /// [`ALL_METHODS`]); the allow-* headers either way, the allowed origin only on success.
     fn preflight(&self, origin: &HeaderValue, req: &HeaderMap) -> Response<Body> {
         // The origin is named when it must be: a list of origins, or credentials.
         let explicit = self.origins.is_some() || self.credentials;
         let method_ok = req
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-            .is_some_and(|m| METHODS.iter().any(|k| k.as_bytes() == m.as_bytes()));
+            .is_some_and(|m| {
+                ALL_METHODS
+                    .split(", ")
+                    .any(|k| k.as_bytes() == m.as_bytes())
+            });
         let refused = match (self.allows(origin), method_ok) {
             (false, _) => Some("Disallowed CORS origin"),
             (true, false) => Some("Disallowed CORS method"),
@@ -186,15 +189,15 @@ pub struct Cors<S> {
     policy: Arc<CorsPolicy>,
 }
 
-type Answer<F, E> = Either<
-    Either<F, Ready<Result<Response<Body>, E>>>,
-    BoxFuture<'static, Result<Response<Body>, E>>,
->;
+/// The inner service's own future when the request has no `Origin`; boxed otherwise (a
+/// browser's cross-origin call: rare, and a preflight never reaches the inner service).
+type Answer<F, E> = Either<F, BoxFuture<'static, Result<Response<Body>, E>>>;
 
 impl<S> tower::Service<Request<Body>> for Cors<S>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
@@ -207,7 +210,7 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         // The hot path: no `Origin`, not a browser's cross-origin call.
         let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
-            return Either::Left(Either::Left(self.inner.call(req)));
+            return Either::Left(self.inner.call(req));
         };
         if req.method() == Method::OPTIONS
             && req
@@ -215,7 +218,7 @@ where
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             let r = self.policy.preflight(&origin, req.headers());
-            return Either::Left(Either::Right(futures::future::ready(Ok(r))));
+            return Either::Right(futures::future::ready(Ok(r)).boxed());
         }
         let cookie = req.headers().contains_key(header::COOKIE);
         let policy = self.policy.clone();

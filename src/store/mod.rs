@@ -90,8 +90,8 @@ pub struct Store {
 /// sustained load checkpointed after almost every spend batch, since a batch of 1,000 rows
 /// dirties that many pages of the random `request_id` index; at 10,000 pages (a log of up to
 /// ~40 MB on disk, no memory) the writer's CPU per row fell by about a sixth with 50 k rows
-/// in the log and 30 % with 200 k (`bench/spend-writer`). The same value on every connection, so that an admin write on the
-/// pool does not checkpoint at the smaller default meanwhile.
+/// in the log and 30 % with 200 k (`bench/spend-writer`). The same value on every connection,
+/// so that an admin write on the pool does not checkpoint at the smaller default meanwhile.
 pub(crate) const SQLITE_PRAGMAS: &str =
     "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=10000;";
 
