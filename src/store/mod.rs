@@ -1,7 +1,8 @@
 //! Persistent storage: embedded SQLite by default, PostgreSQL when `DATABASE_URL` is set.
 //!
 //! **Architecture Invariant:** only this module speaks SQL. The same migrations and queries run
-//! on both backends: SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
+//! on both backends (except migration 4, SQLite's alone, and what depends on it: see
+//! `spend::MIGRATION_4_SQLITE`): SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
 //! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
 //!
 //! A statement that binds a value which may be NULL runs with `.persistent(false)`: through
@@ -73,6 +74,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: spend::MIGRATION_3_SQL,
         postgres: spend::MIGRATION_3_SQL,
     },
+    Migration {
+        version: 4,
+        name: "spend_logs on SQLite: request ids indexed by a 32-bit key, not a primary key",
+        sqlite: spend::MIGRATION_4_SQLITE,
+        postgres: "",
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -137,6 +144,20 @@ impl Store {
             backend,
             spend_db,
         };
+        if let Some(db) = store.spend_db.clone() {
+            let started = std::time::Instant::now();
+            let copied = tokio::task::spawn_blocking(move || db.migrate_to_request_keys())
+                .await
+                .map_err(|e| StoreError::Invalid(format!("migration task failed: {e}")))??;
+            if let Some(rows) = copied {
+                tracing::info!(
+                    version = 4,
+                    rows,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "applied migration: spend logs rebuilt with request keys"
+                );
+            }
+        }
         store.migrate().await?;
         Ok(store)
     }

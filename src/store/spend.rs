@@ -2,8 +2,9 @@
 //! daily rollup written in the same transaction, key/team/user/end-user spend increments, and
 //! the queries behind `/spend/*` and `/global/spend/*`.
 //!
-//! A batch is idempotent on `request_id`: rows are inserted with `ON CONFLICT DO NOTHING
-//! RETURNING request_id`, and only the rows actually inserted add to rollups and spend totals.
+//! A batch is idempotent on `request_id`: on PostgreSQL rows are inserted with `ON CONFLICT DO
+//! NOTHING RETURNING request_id`; on SQLite each row is placed after a probe by the id's key
+//! (migration 4). Only the rows actually inserted add to rollups and spend totals.
 
 use std::collections::BTreeMap;
 
@@ -97,6 +98,104 @@ CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "sta
 DROP INDEX IF EXISTS tollgate_spend_logs_end_user;
 CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user) WHERE end_user IS NOT NULL
 "#;
+
+/// Migration 4's text with the copied rows' key expression (`$key`, a string literal).
+macro_rules! migration_4_sqlite {
+    ($key:literal) => {
+        concat!(r#"
+CREATE TABLE tollgate_spend_logs_v4 (
+    request_id TEXT NOT NULL,
+    call_type TEXT NOT NULL DEFAULT '',
+    api_key TEXT NOT NULL DEFAULT '',
+    key_alias TEXT,
+    spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+    total_tokens BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_creation_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+    "startTime" BIGINT NOT NULL,
+    "endTime" BIGINT NOT NULL,
+    "completionStartTime" BIGINT,
+    request_duration_ms BIGINT NOT NULL DEFAULT 0,
+    model TEXT NOT NULL DEFAULT '',
+    model_id TEXT,
+    model_group TEXT,
+    custom_llm_provider TEXT,
+    api_base TEXT,
+    "user" TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    cache_hit TEXT NOT NULL DEFAULT 'False',
+    cache_key TEXT,
+    request_tags TEXT NOT NULL DEFAULT '[]',
+    team_id TEXT,
+    organization_id TEXT,
+    end_user TEXT,
+    requester_ip_address TEXT,
+    messages TEXT,
+    response TEXT,
+    session_id TEXT,
+    litellm_call_id TEXT,
+    status TEXT NOT NULL DEFAULT 'success',
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    request_key BIGINT
+);
+INSERT INTO tollgate_spend_logs_v4 (request_id, call_type, api_key, key_alias, spend, total_tokens, prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "startTime", "endTime", "completionStartTime", request_duration_ms, model, model_id, model_group, custom_llm_provider, api_base, "user", metadata, cache_hit, cache_key, request_tags, team_id, organization_id, end_user, requester_ip_address, messages, response, session_id, litellm_call_id, status, error, created_at, request_key)
+SELECT request_id, call_type, api_key, key_alias, spend, total_tokens, prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "startTime", "endTime", "completionStartTime", request_duration_ms, model, model_id, model_group, custom_llm_provider, api_base, "user", metadata, cache_hit, cache_key, request_tags, team_id, organization_id, end_user, requester_ip_address, messages, response, session_id, litellm_call_id, status, error, created_at, "#, $key, r#"
+FROM tollgate_spend_logs ORDER BY rowid;
+DROP TABLE tollgate_spend_logs;
+ALTER TABLE tollgate_spend_logs_v4 RENAME TO tollgate_spend_logs;
+CREATE INDEX tollgate_spend_logs_request_key ON tollgate_spend_logs (request_key);
+CREATE INDEX tollgate_spend_logs_start ON tollgate_spend_logs ("startTime");
+CREATE INDEX tollgate_spend_logs_key_start ON tollgate_spend_logs (api_key, "startTime");
+CREATE INDEX tollgate_spend_logs_user_start ON tollgate_spend_logs ("user", "startTime") WHERE "user" IS NOT NULL;
+CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user) WHERE end_user IS NOT NULL
+"#)
+    };
+}
+
+/// Migration 4, SQLite only: `request_id` loses its unique index for a 32-bit hash of it,
+/// `request_key` ([`request_key`]), with a plain index; the writer keeps ids unique itself,
+/// inside its write transaction (a probe on the key before each insert).
+///
+/// Why: upstream ids are random, so each row's `request_id` entry lands on a random page of
+/// its index, and a batch of 1,000 rows dirtied ~1,000 of those pages: each one written
+/// whole to the WAL at commit and again at checkpoint, and read back from the file once the
+/// index outgrew the page cache. That index was ~80 % of the writer's work and grew with the
+/// log (`bench/spend-writer`: 3.5 µs a row at 50 k rows, 11 µs at 300 k). An entry of the
+/// key index is ~12 bytes instead of ~50, so four times as many fit a page and the cache.
+///
+/// SQLite cannot drop a primary key in place: the table is rebuilt (a copy of every row,
+/// once). On a file the spend writer's connection runs it before the other migrations, with
+/// the key computed by a function it registers (`MIGRATION_4_SQLITE_KEYED`); this text, with
+/// NULL keys, only runs through sqlx on a database in memory, which is always new: no rows.
+/// PostgreSQL keeps its primary key: it writes a page once per checkpoint, not per commit,
+/// and several instances writing at once need the constraint.
+pub const MIGRATION_4_SQLITE: &str = migration_4_sqlite!("NULL");
+/// The same with each copied row's key computed (the writer's connection registers
+/// `tollgate_request_key`): what a SQLite file runs (`SpendDb::migrate_to_request_keys`).
+pub const MIGRATION_4_SQLITE_KEYED: &str = migration_4_sqlite!("tollgate_request_key(request_id)");
+
+/// The 32-bit key of a request id under which SQLite indexes it (migration 4): FNV-1a over
+/// the id's bytes, mixed by MurmurHash3's 64-bit finalizer, top half kept. Stored on disk, so
+/// it never changes. Colliding keys are expected and harmless: every lookup also compares the
+/// id itself. 32 bits is SQLite's 4-byte integer; with a million ids stored, about one lookup
+/// in 4,000 reads one other row.
+pub fn request_key(id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    i64::from((h >> 32) as u32 as i32)
+}
 
 /// Columns of `tollgate_spend_logs` written per row, in bind order.
 pub(super) const LOG_COLUMNS: &[&str] = &[
@@ -370,9 +469,33 @@ pub(super) const USER_SPEND_SQL: &str =
 /// `$3` twice: SQLite gives a repeated name one index, so the binds are $1, $2, $3 on both.
 pub(super) const END_USER_UPSERT_SQL: &str = "INSERT INTO tollgate_end_users (user_id, spend, created_at, updated_at) VALUES ($1, $2, $3, $3) \
      ON CONFLICT (user_id) DO UPDATE SET spend = tollgate_end_users.spend + excluded.spend";
-/// Who owns a request id already stored (see `is_clash`).
+/// Who owns a request id already stored (see `is_clash`): PostgreSQL, by its primary key.
 pub(super) const CALL_ID_SQL: &str =
     "SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_id = $1";
+/// The same on SQLite, through the key index (migration 4): `$1` the id's [`request_key`].
+pub(super) const CALL_ID_BY_KEY_SQL: &str =
+    "SELECT litellm_call_id FROM tollgate_spend_logs WHERE request_key = $1 AND request_id = $2";
+
+/// Where an event's row goes, given who already owns its request id (`owner`: `None` when
+/// nobody does, else the owning row's `litellm_call_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// Under its own request id.
+    New,
+    /// Already written: this very call, retried.
+    Duplicate,
+    /// Another call's answer carried the same upstream id: under the gateway's call id.
+    Clash,
+}
+
+pub(super) fn placement(ev: &SpendEvent, owner: Option<Option<&str>>) -> Placement {
+    match owner {
+        None => Placement::New,
+        Some(_) if ev.call_id.is_empty() || ev.call_id == ev.request_id => Placement::Duplicate,
+        Some(o) if o == Some(ev.call_id.as_str()) => Placement::Duplicate,
+        Some(_) => Placement::Clash,
+    }
+}
 
 /// `YYYY-MM-DD` (UTC) of a unix-ms instant.
 pub fn day_of(ms: i64) -> String {
@@ -537,8 +660,31 @@ impl Store {
         let now = chrono::Utc::now().timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let mut fresh: Vec<&SpendEvent> = Vec::with_capacity(events.len());
+        // Rows written as copies of their events (re-keyed; on SQLite, every row).
         let mut rekeyed: Vec<SpendEvent> = Vec::new();
-        if opts.write_logs {
+        if opts.write_logs && self.backend == super::Backend::Sqlite {
+            // SQLite in memory: no unique constraint on the id (migration 4), so each row is
+            // placed as the file writer places it (`spend_sqlite`), one at a time.
+            for ev in events {
+                let owner = owner_by_key(&mut tx, &ev.request_id).await?;
+                let placed = match placement(ev, owner.as_ref().map(Option::as_deref)) {
+                    Placement::New => Some(ev.clone()),
+                    Placement::Duplicate => None,
+                    Placement::Clash => match owner_by_key(&mut tx, &ev.call_id).await? {
+                        Some(_) => None,
+                        None => {
+                            let mut ev = ev.clone();
+                            ev.request_id = ev.call_id.clone();
+                            Some(ev)
+                        }
+                    },
+                };
+                if let Some(ev) = placed {
+                    insert_rows(&mut tx, self.backend, std::slice::from_ref(&ev), now).await?;
+                    rekeyed.push(ev);
+                }
+            }
+        } else if opts.write_logs {
             for chunk in events.chunks(insert_chunk(self.backend)) {
                 // Each returned id stands for one inserted row: the first event carrying it.
                 let mut ids = insert_rows(&mut tx, self.backend, chunk, now).await?;
@@ -627,7 +773,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<SpendLogRow>, StoreError> {
-        let (where_sql, binds) = log_where(f);
+        let (where_sql, binds) = log_where(self.backend, f);
         let n = binds.len();
         let sql = format!(
             "SELECT * FROM tollgate_spend_logs{where_sql} ORDER BY \"startTime\" DESC, request_id DESC LIMIT ${} OFFSET ${}",
@@ -644,7 +790,7 @@ impl Store {
 
     /// How many rows match.
     pub async fn count_spend_logs(&self, f: &LogFilter) -> Result<i64, StoreError> {
-        let (where_sql, binds) = log_where(f);
+        let (where_sql, binds) = log_where(self.backend, f);
         let sql = format!("SELECT COUNT(*) AS n FROM tollgate_spend_logs{where_sql}");
         let mut q = sqlx::query(&sql);
         for b in &binds {
@@ -738,14 +884,22 @@ impl Store {
         cutoff_ms: i64,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "DELETE FROM tollgate_spend_logs WHERE request_id IN \
-             (SELECT request_id FROM tollgate_spend_logs WHERE \"startTime\" < $1 LIMIT $2)",
-        )
-        .bind(cutoff_ms)
-        .bind(batch)
-        .execute(&self.pool)
-        .await?;
+        // By the table's own row ids on SQLite: `request_id` has no index there (migration 4).
+        let sql = match self.backend {
+            super::Backend::Sqlite => {
+                "DELETE FROM tollgate_spend_logs WHERE rowid IN \
+                 (SELECT rowid FROM tollgate_spend_logs WHERE \"startTime\" < $1 LIMIT $2)"
+            }
+            super::Backend::Postgres => {
+                "DELETE FROM tollgate_spend_logs WHERE request_id IN \
+                 (SELECT request_id FROM tollgate_spend_logs WHERE \"startTime\" < $1 LIMIT $2)"
+            }
+        };
+        let r = sqlx::query(sql)
+            .bind(cutoff_ms)
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 }
@@ -776,9 +930,16 @@ impl Bind {
     }
 }
 
-fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
+fn log_where(backend: super::Backend, f: &LogFilter) -> (String, Vec<Bind>) {
     let mut clauses = Vec::new();
     let mut binds = Vec::new();
+    if backend == super::Backend::Sqlite
+        && let Some(id) = &f.request_id
+    {
+        // SQLite indexes ids by their key (migration 4); the id itself is compared below.
+        binds.push(Bind::Int(request_key(id)));
+        clauses.push(format!("request_key = ${}", binds.len()));
+    }
     let mut text = |col: &str, v: &Option<String>, clauses: &mut Vec<String>| {
         if let Some(v) = v {
             binds.push(Bind::Text(v.clone()));
@@ -806,6 +967,20 @@ fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
         format!(" WHERE {}", clauses.join(" AND "))
     };
     (sql, binds)
+}
+
+/// Who owns `id` on SQLite (see [`placement`]).
+async fn owner_by_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    let row = sqlx::query(CALL_ID_BY_KEY_SQL)
+        .bind(request_key(id))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| r.try_get("litellm_call_id").map_err(Into::into))
+        .transpose()
 }
 
 /// Whether a row already under `ev.request_id` belongs to a different call (an upstream that
@@ -838,9 +1013,14 @@ async fn insert_rows(
     now: i64,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let ncol = LOG_COLUMNS.len();
+    // SQLite: each row also carries its id's key (migration 4), and ids are kept unique by
+    // the caller (no constraint to conflict with).
+    let sqlite = backend == super::Backend::Sqlite;
+    let ncol = ncol + usize::from(sqlite);
     let mut sql = format!(
-        "INSERT INTO tollgate_spend_logs ({}) VALUES ",
-        LOG_COLUMNS.join(", ")
+        "INSERT INTO tollgate_spend_logs ({}{}) VALUES ",
+        LOG_COLUMNS.join(", "),
+        if sqlite { ", request_key" } else { "" }
     );
     for i in 0..events.len() {
         if i > 0 {
@@ -861,7 +1041,10 @@ async fn insert_rows(
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    if !sqlite {
+        sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    }
+    sql.push_str(" RETURNING request_id");
     let mut q = sqlx::query(&sql);
     for ev in events {
         let json_text = |v: &Option<Value>| v.as_ref().map(|v| v.to_string());
@@ -899,6 +1082,9 @@ async fn insert_rows(
             .bind(ev.status.clone())
             .bind(json_text(&ev.error))
             .bind(now);
+        if sqlite {
+            q = q.bind(request_key(&ev.request_id));
+        }
     }
     let rows = q.fetch_all(&mut **tx).await?;
     rows.iter()
@@ -1261,6 +1447,11 @@ pub(crate) mod tests {
         let Some((store, _dir)) = test_store(pg).await else {
             return;
         };
+        each_call_counts_once(&store).await;
+        drop_pg_schema(&store).await;
+    }
+
+    async fn each_call_counts_once(store: &Store) {
         let opts = BatchOptions {
             write_logs: true,
             targets: store.spend_targets().await.unwrap(),
@@ -1302,7 +1493,122 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "the reused id is kept under the call id");
-        drop_pg_schema(&store).await;
+    }
+
+    /// SQLite in memory writes through sqlx, placing each row itself (no constraint on the id).
+    #[tokio::test]
+    async fn large_batches_count_each_call_once_sqlite_in_memory() {
+        let store = Store::open("sqlite::memory:", 1).await.unwrap();
+        each_call_counts_once(&store).await;
+    }
+
+    /// The key is stored on disk: these values (also computed by a separate Python
+    /// implementation of the same steps) must never change.
+    #[test]
+    fn request_keys_are_stable() {
+        assert_eq!(request_key(""), -271_573_152);
+        assert_eq!(request_key("chatcmpl-mock"), 502_521_213);
+        assert_eq!(request_key("msg_01XFDUDYJgAACzvnptvVoYEL"), -909_801_511);
+        let keys: std::collections::HashSet<i64> = (0..10_000)
+            .map(|i| request_key(&format!("chatcmpl-{i}")))
+            .collect();
+        assert!(keys.len() > 9_990, "sequential ids spread: {}", keys.len());
+    }
+
+    /// A SQLite file written before migration 4 (`request_id` its primary key): the rows are
+    /// copied, their keys filled in, and every rule about ids holds for them afterwards.
+    #[tokio::test]
+    async fn sqlite_rows_from_before_the_key_index_keep_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Store::sqlite_url(&dir.path().join("old.db"));
+        {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            sqlx::query("CREATE TABLE tollgate_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            for m in &crate::store::MIGRATIONS[..3] {
+                for stmt in m.sqlite.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(stmt).execute(&pool).await.unwrap();
+                }
+                sqlx::query("INSERT INTO tollgate_migrations VALUES ($1, $2, 0)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            let mut tx = pool.begin().await.unwrap();
+            for i in 0..25_000 {
+                sqlx::query("INSERT INTO tollgate_spend_logs (request_id, litellm_call_id, api_key, spend, \"startTime\", \"endTime\", created_at) VALUES ($1, $2, 'k', 0.5, $3, $3, 0)")
+                    .bind(format!("chatcmpl-old{i}"))
+                    .bind(format!("call-old{i}"))
+                    .bind(1_000 + i)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            pool.close().await;
+        }
+        let store = Store::open(&url, 2).await.unwrap();
+        let (unkeyed,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tollgate_spend_logs WHERE request_key IS NULL")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(unkeyed, 0);
+        let by_id = |id: &str| LogFilter {
+            request_id: Some(id.into()),
+            ..Default::default()
+        };
+        let rows = store
+            .spend_logs(&by_id("chatcmpl-old24999"), 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].spend, 0.5);
+        let opts = BatchOptions {
+            write_logs: true,
+            targets: store.spend_targets().await.unwrap(),
+        };
+        let mut retried = event("chatcmpl-old7", "k", 0.5, 1_007);
+        retried.call_id = "call-old7".into();
+        let mut reused = event("chatcmpl-old8", "k", 2.0, 9_000);
+        reused.call_id = "call-new".into();
+        let r = store
+            .write_spend_batch(&[retried, reused], opts)
+            .await
+            .unwrap();
+        assert_eq!((r.applied, r.duplicates), (1, 1));
+        assert_eq!(
+            store
+                .spend_logs(&by_id("chatcmpl-old8"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.spend_logs(&by_id("call-new"), 10, 0).await.unwrap()[0].spend,
+            2.0
+        );
+        assert_eq!(
+            store.count_spend_logs(&LogFilter::default()).await.unwrap(),
+            25_001
+        );
+        // Opened again: nothing left to migrate or fill.
+        drop(store);
+        let store = Store::open(&url, 2).await.unwrap();
+        assert_eq!(
+            store.count_spend_logs(&LogFilter::default()).await.unwrap(),
+            25_001
+        );
     }
 
     #[tokio::test]

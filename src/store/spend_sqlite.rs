@@ -4,8 +4,8 @@
 //! instructions per event (arguments boxed and copied into `AnyArguments`, then into
 //! `SqliteArguments`, a multi-row statement re-prepared per chunk, `RETURNING` rows decoded and
 //! sent back over the worker thread's channel). Here each event is one execution of a cached
-//! single-row `INSERT … ON CONFLICT (request_id) DO NOTHING`, binding the event's `&str`s
-//! directly; `changes()` tells whether the row is new. The guarantees are unchanged: one
+//! probe by the id's `request_key` (migration 4) and, unless the id is taken, of a cached
+//! single-row `INSERT`, binding the event's `&str`s directly. The guarantees are unchanged: one
 //! `BEGIN IMMEDIATE` transaction per batch (immediate, so a concurrent writer on the sqlx pool
 //! makes this one wait in `busy_timeout` instead of failing on a read-to-write upgrade), rows,
 //! rollup and spend totals together, idempotent on `request_id`. The SQL text is the one the
@@ -19,12 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::StoreError;
 use super::spend::{
-    BatchOptions, BatchResult, CALL_ID_SQL, DAILY_UPSERT_SQL, DAY_MS, END_USER_UPSERT_SQL,
-    LOG_COLUMNS, Totals, day_of, tags_text, write_row_metadata,
+    BatchOptions, BatchResult, CALL_ID_BY_KEY_SQL, DAILY_UPSERT_SQL, DAY_MS, END_USER_UPSERT_SQL,
+    LOG_COLUMNS, MIGRATION_4_SQLITE_KEYED, Placement, Totals, day_of, placement, request_key,
+    tags_text, write_row_metadata,
 };
 use crate::spend::SpendEvent;
 
@@ -35,13 +37,16 @@ pub struct SpendDb {
     conn: Mutex<Option<Connection>>,
 }
 
-/// Single-row insert of a spend log, `$1`…`$33` in [`LOG_COLUMNS`] order.
+/// Single-row insert of a spend log, `$1`…`$33` in [`LOG_COLUMNS`] order and `$34` the id's
+/// `request_key`. No conflict clause: the writer places each id itself (`placement`).
 fn insert_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let params: Vec<String> = (1..=LOG_COLUMNS.len()).map(|i| format!("${i}")).collect();
+        let params: Vec<String> = (1..=LOG_COLUMNS.len() + 1)
+            .map(|i| format!("${i}"))
+            .collect();
         format!(
-            "INSERT INTO tollgate_spend_logs ({}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+            "INSERT INTO tollgate_spend_logs ({}, request_key) VALUES ({})",
             LOG_COLUMNS.join(", "),
             params.join(", ")
         )
@@ -100,15 +105,62 @@ impl SpendDb {
         c.busy_timeout(Duration::from_millis(5000))?;
         c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
         c.execute_batch(super::SQLITE_PRAGMAS)?;
-        // Twice SQLite's default page cache: the `request_id` primary key takes each row at a
-        // random place, so a batch dirties one of its pages per row unless the index is in
-        // cache. With 4 MiB (and the less frequent checkpoints of `SQLITE_PRAGMAS`) the gateway
+        // Twice SQLite's default page cache: the index of request ids (their `request_key`
+        // since migration 4; their text before) takes each row at a random place, so a batch
+        // dirties one of its pages per row unless the index is in cache. With 4 MiB (and the less frequent checkpoints of `SQLITE_PRAGMAS`) the gateway
         // read a fifth as many pages (`pread64`) under load with a log of 60-100 k rows, and
         // the writer's CPU per row at 50-100 k rows fell further (`bench/spend-writer`); the
         // cost is up to 2 MiB more memory once the log is that large.
         c.execute_batch("PRAGMA cache_size=-4096")?;
         c.set_prepared_statement_cache_capacity(16);
         Ok(c)
+    }
+
+    /// Migration 4 on this file (see `MIGRATION_4_SQLITE`), with every copied row's key
+    /// computed by a function registered here, when the database has migration 3 and not yet
+    /// 4; the pool's migrations then find it done. A new database takes the pool's path, with
+    /// no rows to copy. Blocking: call from a blocking thread. Returns the rows copied.
+    pub fn migrate_to_request_keys(&self) -> Result<Option<i64>, StoreError> {
+        let mut c = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(Duration::from_millis(5000))?;
+        c.create_scalar_function(
+            "tollgate_request_key",
+            1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|id| request_key(&id))),
+        )?;
+        // Immediate: another gateway starting on the same file waits here, then finds it done.
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let migrations = tx
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tollgate_migrations'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?;
+        let has = |v: i64| -> rusqlite::Result<bool> {
+            let q = "SELECT 1 FROM tollgate_migrations WHERE version = ?1";
+            Ok(tx.query_row(q, [v], |_| Ok(())).optional()?.is_some())
+        };
+        if migrations.is_none() || !has(3)? || has(4)? {
+            return Ok(None);
+        }
+        let rows: i64 =
+            tx.query_row("SELECT COUNT(*) FROM tollgate_spend_logs", [], |r| r.get(0))?;
+        tx.execute_batch(MIGRATION_4_SQLITE_KEYED)?;
+        let name = super::MIGRATIONS
+            .iter()
+            .find(|m| m.version == 4)
+            .map_or("", |m| m.name);
+        tx.execute(
+            "INSERT INTO tollgate_migrations (version, name, applied_at) VALUES (4, ?1, ?2)",
+            rusqlite::params![name, chrono::Utc::now().timestamp_millis()],
+        )?;
+        tx.commit()?;
+        Ok(Some(rows))
     }
 
     /// Writes a batch in one transaction. Blocking: call from a blocking thread.
@@ -166,30 +218,22 @@ fn write_batch(
     let mut fresh: Vec<&SpendEvent> = Vec::with_capacity(events.len());
     if opts.write_logs {
         let mut insert = tx.prepare_cached(insert_sql())?;
-        let mut owner = tx.prepare_cached(CALL_ID_SQL)?;
+        let mut owner = tx.prepare_cached(CALL_ID_BY_KEY_SQL)?;
         let mut meta = Vec::with_capacity(1024);
         for ev in events {
-            if insert_row(&mut insert, ev, now, &mut meta)? == 1 {
-                fresh.push(ev);
-                continue;
-            }
-            if ev.call_id.is_empty() || ev.call_id == ev.request_id {
-                continue;
-            }
-            // The id is taken: by this very call (a retry: nothing to do), or by another
-            // request whose upstream reused the id — then this one is kept under the
-            // gateway's own call id (as `is_clash` on the sqlx path).
-            let clash = owner
-                .query_row([ev.request_id.as_str()], |r| {
-                    Ok(r.get_ref(0)?.as_str_or_null()? != Some(ev.call_id.as_str()))
-                })
-                .optional()?
-                .unwrap_or(false);
-            // A reset statement keeps its bindings: only the id changes.
-            if clash && {
-                insert.raw_bind_parameter(1, ev.call_id.as_str())?;
-                insert.raw_execute()? == 1
-            } {
+            let key = request_key(&ev.request_id);
+            let owned = owner_of(&mut owner, key, &ev.request_id)?;
+            let placed = match placement(ev, owned.as_ref().map(Option::as_deref)) {
+                Placement::New => insert_row(&mut insert, ev, &ev.request_id, key, now, &mut meta)?,
+                Placement::Duplicate => false,
+                // Kept under the gateway's own call id, unless that is there already.
+                Placement::Clash => {
+                    let key = request_key(&ev.call_id);
+                    owner_of(&mut owner, key, &ev.call_id)?.is_none()
+                        && insert_row(&mut insert, ev, &ev.call_id, key, now, &mut meta)?
+                }
+            };
+            if placed {
                 fresh.push(ev);
             }
         }
@@ -258,13 +302,29 @@ fn write_batch(
     })
 }
 
-/// One row. Returns the rows inserted: 1, or 0 when the request id is already there.
+/// Who owns `id` (of key `key`): `None` when nobody, else the owning row's call id.
+fn owner_of(
+    st: &mut rusqlite::CachedStatement<'_>,
+    key: i64,
+    id: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    Ok(st
+        .query_row(rusqlite::params![key, id], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .optional()?)
+}
+
+/// One row, under `id` (the event's request id, or its call id after a clash) of key `key`.
+/// Returns whether a row was inserted.
 fn insert_row(
     st: &mut rusqlite::CachedStatement<'_>,
     ev: &SpendEvent,
+    id: &str,
+    key: i64,
     now: i64,
     meta: &mut Vec<u8>,
-) -> Result<usize, StoreError> {
+) -> Result<bool, StoreError> {
     fn opt(s: &str) -> Option<&str> {
         Some(s).filter(|s| !s.is_empty())
     }
@@ -276,7 +336,7 @@ fn insert_row(
     write_row_metadata(ev, meta);
     // Only JSON text was written: valid UTF-8.
     let meta = std::str::from_utf8(meta).unwrap_or("{}");
-    st.raw_bind_parameter(1, ev.request_id.as_str())?;
+    st.raw_bind_parameter(1, id)?;
     st.raw_bind_parameter(2, ev.call_type.as_str())?;
     st.raw_bind_parameter(3, ev.api_key.as_str())?;
     st.raw_bind_parameter(4, opt2(&ev.key_alias))?;
@@ -309,7 +369,8 @@ fn insert_row(
     st.raw_bind_parameter(31, ev.status.as_str())?;
     st.raw_bind_parameter(32, json(&ev.error))?;
     st.raw_bind_parameter(33, now)?;
-    Ok(st.raw_execute()?)
+    st.raw_bind_parameter(34, key)?;
+    Ok(st.raw_execute()? == 1)
 }
 
 #[cfg(test)]
@@ -336,7 +397,8 @@ mod tests {
 
     #[test]
     fn the_insert_binds_every_column() {
-        assert!(insert_sql().ends_with("$33) ON CONFLICT (request_id) DO NOTHING"));
+        assert!(insert_sql().contains(", request_key) VALUES ($1, $2, "));
+        assert!(insert_sql().ends_with(", $33, $34)"));
         assert_eq!(LOG_COLUMNS.len(), 33);
     }
 }
