@@ -2,8 +2,9 @@
 //!
 //! **Architecture Invariant:** only this module speaks SQL. The same migrations and queries run
 //! on both backends (except migration 4, SQLite's alone, and what depends on it: see
-//! `spend::MIGRATION_4_SQLITE`): SQL is written to the common subset (`$1` placeholders, `ON CONFLICT`,
-//! `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as `TEXT`).
+//! `spend::MIGRATION_4_SQLITE`): SQL is written to the common subset (`$1` placeholders,
+//! `ON CONFLICT`, `BIGINT` unix-millisecond timestamps, `DOUBLE PRECISION` money, JSON kept as
+//! `TEXT`).
 //!
 //! A statement that binds a value which may be NULL runs with `.persistent(false)`: through
 //! the `Any` driver a NULL is prepared as an untyped parameter, and PostgreSQL then rejects a
@@ -95,7 +96,8 @@ pub struct Store {
 /// `wal_autocheckpoint`: a checkpoint copies each page of the log back into the database once,
 /// however many transactions rewrote it since the last. At SQLite's default (1,000 pages) a
 /// sustained load checkpointed after almost every spend batch, since a batch of 1,000 rows
-/// dirties that many pages of the random `request_id` index; at 10,000 pages (a log of up to
+/// dirtied that many pages of the random `request_id` index (its text; its 32-bit key since
+/// migration 4, a smaller index); at 10,000 pages (a log of up to
 /// ~40 MB on disk, no memory) the writer's CPU per row fell by about a sixth with 50 k rows
 /// in the log and 30 % with 200 k (`bench/spend-writer`). The same value on every connection,
 /// so that an admin write on the pool does not checkpoint at the smaller default meanwhile.
@@ -144,6 +146,9 @@ impl Store {
             backend,
             spend_db,
         };
+        // Migration 4 on a file runs on the writer's connection (see `migrate_to_request_keys`):
+        // everything before it first, so that it always finds the rows to copy.
+        store.migrate_through(3).await?;
         if let Some(db) = store.spend_db.clone() {
             let started = std::time::Instant::now();
             let copied = tokio::task::spawn_blocking(move || db.migrate_to_request_keys())
@@ -158,7 +163,7 @@ impl Store {
                 );
             }
         }
-        store.migrate().await?;
+        store.migrate_through(i64::MAX).await?;
         Ok(store)
     }
 
@@ -167,13 +172,14 @@ impl Store {
         format!("sqlite://{}?mode=rwc", path.display())
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies the pending migrations up to `last` (a version), in order.
+    async fn migrate_through(&self, last: i64) -> Result<(), StoreError> {
         self.pool
             .execute(
                 "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
             )
             .await?;
-        for m in MIGRATIONS {
+        for m in MIGRATIONS.iter().take_while(|m| m.version <= last) {
             let mut tx = self.pool.begin().await?;
             if self.backend == Backend::Postgres {
                 // Several instances starting together: one migrates, the others wait.

@@ -87,7 +87,7 @@ CREATE INDEX tollgate_daily_spend_tag_day ON tollgate_daily_spend (tag, day)
 
 /// Migration 3: each index is one more B-tree insert per row, the writer's largest cost on
 /// SQLite. No query looks spend logs up by `litellm_call_id` (the writer's clash check reads
-/// by `request_id`, the primary key): dropped. The user and end-user indexes only serve
+/// by `request_id`, then the primary key): dropped. The user and end-user indexes only serve
 /// `"user" = $n` / `end_user = $n` filters, which imply NOT NULL, so both backends still use
 /// them as partial indexes — and rows without a user (most) no longer pay for them. The key,
 /// start-time and primary-key indexes serve `/spend/logs` and retention as before.
@@ -143,7 +143,7 @@ CREATE TABLE tollgate_spend_logs_v4 (
     request_key BIGINT
 );
 INSERT INTO tollgate_spend_logs_v4 (request_id, call_type, api_key, key_alias, spend, total_tokens, prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "startTime", "endTime", "completionStartTime", request_duration_ms, model, model_id, model_group, custom_llm_provider, api_base, "user", metadata, cache_hit, cache_key, request_tags, team_id, organization_id, end_user, requester_ip_address, messages, response, session_id, litellm_call_id, status, error, created_at, request_key)
-SELECT request_id, call_type, api_key, key_alias, spend, total_tokens, prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "startTime", "endTime", "completionStartTime", request_duration_ms, model, model_id, model_group, custom_llm_provider, api_base, "user", metadata, cache_hit, cache_key, request_tags, team_id, organization_id, end_user, requester_ip_address, messages, response, session_id, litellm_call_id, status, error, created_at, "#, $key, r#"
+SELECT COALESCE(request_id, ''), call_type, api_key, key_alias, spend, total_tokens, prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "startTime", "endTime", "completionStartTime", request_duration_ms, model, model_id, model_group, custom_llm_provider, api_base, "user", metadata, cache_hit, cache_key, request_tags, team_id, organization_id, end_user, requester_ip_address, messages, response, session_id, litellm_call_id, status, error, created_at, "#, $key, r#"
 FROM tollgate_spend_logs ORDER BY rowid;
 DROP TABLE tollgate_spend_logs;
 ALTER TABLE tollgate_spend_logs_v4 RENAME TO tollgate_spend_logs;
@@ -169,8 +169,10 @@ CREATE INDEX tollgate_spend_logs_end_user ON tollgate_spend_logs (end_user) WHER
 ///
 /// SQLite cannot drop a primary key in place: the table is rebuilt (a copy of every row,
 /// once). On a file the spend writer's connection runs it before the other migrations, with
-/// the key computed by a function it registers (`MIGRATION_4_SQLITE_KEYED`); this text, with
-/// NULL keys, only runs through sqlx on a database in memory, which is always new: no rows.
+/// the key computed by a function it registers (`MIGRATION_4_SQLITE_KEYED`), after
+/// migrations 1-3 and before the rest; this text, with NULL keys, only runs through sqlx on a
+/// database in memory, which is always new: no rows. One way: a gateway older than this one
+/// cannot write spend to the rebuilt table (its insert names a conflict target that is gone).
 /// PostgreSQL keeps its primary key: it writes a page once per checkpoint, not per commit,
 /// and several instances writing at once need the constraint.
 pub const MIGRATION_4_SQLITE: &str = migration_4_sqlite!("NULL");
@@ -773,13 +775,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<SpendLogRow>, StoreError> {
-        let (where_sql, binds) = log_where(self.backend, f);
-        let n = binds.len();
-        let sql = format!(
-            "SELECT * FROM tollgate_spend_logs{where_sql} ORDER BY \"startTime\" DESC, request_id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
+        let (sql, binds) = logs_sql(self.backend, f);
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = b.bind(q);
@@ -930,15 +926,34 @@ impl Bind {
     }
 }
 
+/// The query of [`Store::spend_logs`]: its text (`LIMIT` and `OFFSET` the last two binds)
+/// and the filter's binds.
+fn logs_sql(backend: super::Backend, f: &LogFilter) -> (String, Vec<Bind>) {
+    let (where_sql, binds) = log_where(backend, f);
+    let n = binds.len();
+    let sql = format!(
+        "SELECT * FROM tollgate_spend_logs{where_sql} ORDER BY \"startTime\" DESC, request_id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    (sql, binds)
+}
+
+/// What follows `FROM tollgate_spend_logs` for a filter, and its binds.
 fn log_where(backend: super::Backend, f: &LogFilter) -> (String, Vec<Bind>) {
     let mut clauses = Vec::new();
     let mut binds = Vec::new();
+    let mut indexed_by = "";
     if backend == super::Backend::Sqlite
         && let Some(id) = &f.request_id
     {
-        // SQLite indexes ids by their key (migration 4); the id itself is compared below.
+        // SQLite indexes ids by their key (migration 4); the id itself is compared below. The
+        // key index is not unique, so beside a key filter (`api_key`, forced for a virtual
+        // key's caller) the planner would rather walk `(api_key, "startTime")` to spare the
+        // sort, reading every row of that key: the key index is named.
         binds.push(Bind::Int(request_key(id)));
         clauses.push(format!("request_key = ${}", binds.len()));
+        indexed_by = " INDEXED BY tollgate_spend_logs_request_key";
     }
     let mut text = |col: &str, v: &Option<String>, clauses: &mut Vec<String>| {
         if let Some(v) = v {
@@ -964,7 +979,7 @@ fn log_where(backend: super::Backend, f: &LogFilter) -> (String, Vec<Bind>) {
     let sql = if clauses.is_empty() {
         String::new()
     } else {
-        format!(" WHERE {}", clauses.join(" AND "))
+        format!("{indexed_by} WHERE {}", clauses.join(" AND "))
     };
     (sql, binds)
 }
@@ -1502,6 +1517,42 @@ pub(crate) mod tests {
         each_call_counts_once(&store).await;
     }
 
+    /// A lookup by id reads the id's key index, also beside the filters a virtual key's caller
+    /// always has (its own key) and may add (dates).
+    #[tokio::test]
+    async fn sqlite_lookups_by_id_use_the_key_index() {
+        let Some((store, _dir)) = test_store(false).await else {
+            return;
+        };
+        let f = LogFilter {
+            request_id: Some("chatcmpl-x".into()),
+            api_key: Some("k".into()),
+            start_ms: Some(0),
+            ..Default::default()
+        };
+        let (sql, binds) = logs_sql(store.backend, &f);
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let plan: Vec<String> = q
+            .bind(10i64)
+            .bind(0i64)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("USING INDEX tollgate_spend_logs_request_key")),
+            "{plan:?}"
+        );
+        assert_eq!(store.count_spend_logs(&f).await.unwrap(), 0);
+    }
+
     /// The key is stored on disk: these values (also computed by a separate Python
     /// implementation of the same steps) must never change.
     #[test]
@@ -1515,10 +1566,15 @@ pub(crate) mod tests {
         assert!(keys.len() > 9_990, "sequential ids spread: {}", keys.len());
     }
 
-    /// A SQLite file written before migration 4 (`request_id` its primary key): the rows are
-    /// copied, their keys filled in, and every rule about ids holds for them afterwards.
+    /// A SQLite file written before migration 4 (`request_id` its primary key), at migration
+    /// 2 or 3: the rows are copied with their keys, and every rule about ids holds for them.
     #[tokio::test]
     async fn sqlite_rows_from_before_the_key_index_keep_their_ids() {
+        rows_from_before_the_key_index(2).await;
+        rows_from_before_the_key_index(3).await;
+    }
+
+    async fn rows_from_before_the_key_index(applied: usize) {
         let dir = tempfile::tempdir().unwrap();
         let url = Store::sqlite_url(&dir.path().join("old.db"));
         {
@@ -1532,7 +1588,7 @@ pub(crate) mod tests {
                 .execute(&pool)
                 .await
                 .unwrap();
-            for m in &crate::store::MIGRATIONS[..3] {
+            for m in &crate::store::MIGRATIONS[..applied] {
                 for stmt in m.sqlite.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                     sqlx::query(stmt).execute(&pool).await.unwrap();
                 }
@@ -1602,7 +1658,7 @@ pub(crate) mod tests {
             store.count_spend_logs(&LogFilter::default()).await.unwrap(),
             25_001
         );
-        // Opened again: nothing left to migrate or fill.
+        // Opened again: nothing left to migrate.
         drop(store);
         let store = Store::open(&url, 2).await.unwrap();
         assert_eq!(

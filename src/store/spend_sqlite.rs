@@ -8,9 +8,10 @@
 //! single-row `INSERT`, binding the event's `&str`s directly. The guarantees are unchanged: one
 //! `BEGIN IMMEDIATE` transaction per batch (immediate, so a concurrent writer on the sqlx pool
 //! makes this one wait in `busy_timeout` instead of failing on a read-to-write upgrade), rows,
-//! rollup and spend totals together, idempotent on `request_id`. The SQL text is the one the
-//! PostgreSQL path uses (`$N` placeholders are named parameters to SQLite, numbered in order
-//! of first appearance, and bound here by index).
+//! rollup and spend totals together, idempotent on `request_id`. Beside the insert and the
+//! probe (SQLite's own, migration 4) the SQL text is the one the PostgreSQL path uses (`$N`
+//! placeholders are named parameters to SQLite, numbered in order of first appearance, and
+//! bound here by index).
 //!
 //! The connection is used from blocking threads only (`spawn_blocking`), one batch at a time
 //! (a mutex); it is reopened after any error that is not a refusal of the data.
@@ -125,27 +126,28 @@ impl SpendDb {
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        c.busy_timeout(Duration::from_millis(5000))?;
+        let has = |c: &Connection, v: i64| -> rusqlite::Result<bool> {
+            let table =
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tollgate_migrations'";
+            let q = "SELECT 1 FROM tollgate_migrations WHERE version = ?1";
+            Ok(c.query_row(table, [], |_| Ok(())).optional()?.is_some()
+                && c.query_row(q, [v], |_| Ok(())).optional()?.is_some())
+        };
+        // Without the write lock while there is nothing to do (every start but one).
+        if !has(&c, 3)? || has(&c, 4)? {
+            return Ok(None);
+        }
+        // Another gateway starting on the same file waits for this one's copy, however long.
+        c.busy_timeout(Duration::from_secs(600))?;
         c.create_scalar_function(
             "tollgate_request_key",
             1,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
             |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|id| request_key(&id))),
         )?;
-        // Immediate: another gateway starting on the same file waits here, then finds it done.
+        // Immediate, and checked again: another gateway may have done it meanwhile.
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let migrations = tx
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tollgate_migrations'",
-                [],
-                |_| Ok(()),
-            )
-            .optional()?;
-        let has = |v: i64| -> rusqlite::Result<bool> {
-            let q = "SELECT 1 FROM tollgate_migrations WHERE version = ?1";
-            Ok(tx.query_row(q, [v], |_| Ok(())).optional()?.is_some())
-        };
-        if migrations.is_none() || !has(3)? || has(4)? {
+        if has(&tx, 4)? {
             return Ok(None);
         }
         let rows: i64 =
@@ -160,6 +162,9 @@ impl SpendDb {
             rusqlite::params![name, chrono::Utc::now().timestamp_millis()],
         )?;
         tx.commit()?;
+        // The copy passed through the WAL: give that space back now rather than keep a WAL the
+        // size of the log (best effort: a reader elsewhere can make it wait for the next one).
+        let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(Some(rows))
     }
 
