@@ -182,7 +182,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     // Machine-readable line for scripts and tests that start us on port 0.
     println!("tollgate listening on http://{local}");
-    gateway.serve(listener, shutdown_signal()).await
+    let threads = cli.num_workers.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    gateway.serve(listener, threads, shutdown_signal()).await
 }
 
 /// A running gateway's state and background tasks.
@@ -241,10 +244,12 @@ impl Gateway {
         })
     }
 
-    /// Serves until `shutdown`, then drains requests and flushes spend.
+    /// Serves on `threads` event loops until `shutdown`, then drains requests and flushes
+    /// spend.
     pub async fn serve(
         self,
         listener: TcpListener,
+        threads: usize,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Gateway {
@@ -252,7 +257,7 @@ impl Gateway {
             tasks,
             auth_tasks,
         } = self;
-        crate::server::serve(listener, state.clone(), shutdown).await?;
+        crate::server::serve_on_threads(listener, state.clone(), threads, shutdown).await?;
         auth_tasks.stop().await;
         tracing::info!("shutting down: flushing spend logs");
         drop(state);

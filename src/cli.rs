@@ -36,8 +36,9 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
-    /// Accepted for LiteLLM compatibility. Tollgate is one multi-threaded process: this sets
-    /// the number of runtime worker threads (default: one per CPU core), not processes.
+    /// Accepted for LiteLLM compatibility. Tollgate is one process: this sets the number of
+    /// threads that serve HTTP, each an event loop of its own (default: one per CPU core), not
+    /// processes.
     #[arg(long = "num_workers", alias = "num-workers", env = "NUM_WORKERS")]
     pub num_workers: Option<usize>,
 

@@ -106,11 +106,15 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // The gateway serves HTTP on threads of its own, one per core or `--num_workers`
+    // (`server::serve_on_threads`); this runtime keeps start-up and the background tasks
+    // (spend writer, budget resets, callbacks), which the main thread carries.
+    let mut rt = if cli.command.is_none() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     rt.enable_all();
-    if let Some(n) = cli.num_workers.filter(|n| *n > 0) {
-        rt.worker_threads(n);
-    }
     let rt = match rt.build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Gateway, client, gateway, mock_upstream};
 use serde_json::{Value, json};
 
@@ -470,6 +472,41 @@ async fn sigterm_exits_cleanly() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "\"I'm alive!\"");
     assert_eq!(gw.terminate(), Some(0));
+}
+
+/// On SIGTERM every serving thread stops taking connections and finishes what it has: calls
+/// in flight on several threads (each client its own connection, dealt in turn) all answer,
+/// and the process exits 0.
+#[tokio::test]
+async fn sigterm_lets_calls_in_flight_on_every_thread_finish() {
+    let (up, _mock) = mock_upstream().await;
+    let cfg = config(&up).replace("      timeout: 0.3\n", "");
+    let mut gw = gateway(&cfg).arg("--num_workers").arg("3").start();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            // A client per call: its own connection.
+            client()
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth("sk-master")
+                .json(&json!({"model":"sluggish","messages":[{"role":"user","content":"hi"}]}))
+                .send()
+        })
+        .map(tokio::spawn)
+        .collect();
+    // The upstream answers after 2 s: stop while all four wait for it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let exit = tokio::task::spawn_blocking(move || {
+        let code = gw.terminate();
+        (code, gw)
+    });
+    for call in calls {
+        let r = call.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "chat.completion");
+    }
+    let (code, _gw) = exit.await.unwrap();
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test]

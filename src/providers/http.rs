@@ -9,6 +9,7 @@
 //! through reqwest instead, which implements them.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use hyper_util::client::legacy::Client as PooledClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
+use thread_local::ThreadLocal;
 
 use crate::config::Env;
 use crate::error::ApiError;
@@ -33,10 +35,32 @@ pub struct Client {
 
 #[derive(Clone, Debug)]
 enum Transport {
-    /// Boxed: the pooled client is a few hundred bytes, reqwest's handle one pointer.
-    Direct(Box<PooledClient<Connector, Full<Bytes>>>),
+    Direct(Arc<PerThread>),
     /// A proxy is configured in the environment.
     Proxied(reqwest::Client),
+}
+
+/// A pooled client per thread, made on first use. The gateway serves on one single-threaded
+/// runtime per core (`server::serve_on_threads`): with one pool for all, a connection opened
+/// by one thread (its task runs there) was taken by calls on the other, and every request and
+/// answer on it crossed threads.
+#[derive(Debug)]
+struct PerThread {
+    connector: Connector,
+    pools: ThreadLocal<PooledClient<Connector, Full<Bytes>>>,
+}
+
+impl PerThread {
+    fn pool(&self) -> &PooledClient<Connector, Full<Bytes>> {
+        self.pools.get_or(|| {
+            PooledClient::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .build(self.connector.clone())
+        })
+    }
 }
 
 /// Environment variables that configure an outbound proxy (either case).
@@ -63,14 +87,11 @@ impl Client {
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
-        let pooled = PooledClient::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(https);
         Ok(Client {
-            transport: Transport::Direct(Box::new(pooled)),
+            transport: Transport::Direct(Arc::new(PerThread {
+                connector: https,
+                pools: ThreadLocal::new(),
+            })),
         })
     }
 
@@ -104,7 +125,7 @@ impl Client {
                 if let Some(host) = req.default_host {
                     r.headers_mut().entry(hyper::header::HOST).or_insert(host);
                 }
-                let resp = c.request(r).await.map_err(|e| {
+                let resp = c.pool().request(r).await.map_err(|e| {
                     let kind = if e.is_connect() {
                         FailureKind::Connect
                     } else {

@@ -12,6 +12,9 @@ pub mod health;
 pub mod openai;
 pub mod spend;
 pub mod sse;
+mod threads;
+
+pub use threads::serve_on_threads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,8 +25,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use axum::serve::{Listener, ListenerExt};
+use tokio::net::TcpStream;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -120,11 +123,14 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (bounded by [`DRAIN_TIMEOUT`]).
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: Listener<Io = TcpStream, Addr = SocketAddr>,
+{
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // Small responses must not wait on the client's delayed ACK.
