@@ -106,9 +106,9 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    // The gateway serves HTTP on threads of its own, one per core or `--num_workers`
-    // (`server::serve_on_threads`); this runtime keeps start-up and the background tasks
-    // (spend writer, budget resets, callbacks), which the main thread carries.
+    // The gateway serves HTTP on one single-threaded event loop per core (`--num_workers`,
+    // `server::serve_on_threads`): this one, on the main thread, which also carries start-up
+    // and the background tasks, and one on a thread of its own for each other core.
     let mut rt = if cli.command.is_none() {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// One connection pool for all upstreams. Cheap to clone.
+/// The upstream client: a connection pool per thread (see [`PerThread`]). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
     transport: Transport,
@@ -36,8 +36,32 @@ pub struct Client {
 #[derive(Clone, Debug)]
 enum Transport {
     Direct(Arc<PerThread>),
-    /// A proxy is configured in the environment.
-    Proxied(reqwest::Client),
+    /// A proxy is configured in the environment: reqwest, also a pool per thread.
+    Proxied(Arc<ProxiedPerThread>),
+}
+
+#[derive(Debug)]
+struct ProxiedPerThread {
+    /// The first, made at start-up (so that a bad setting fails there); also the fallback.
+    first: reqwest::Client,
+    pools: ThreadLocal<reqwest::Client>,
+}
+
+impl ProxiedPerThread {
+    fn pool(&self) -> &reqwest::Client {
+        self.pools
+            .get_or(|| proxied_client().unwrap_or_else(|_| self.first.clone()))
+    }
+}
+
+fn proxied_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// A pooled client per thread, made on first use. The gateway serves on one single-threaded
@@ -97,15 +121,11 @@ impl Client {
 
     /// A client that sends through reqwest, which reads the proxy settings from the environment.
     pub fn proxied() -> Result<Self, String> {
-        let inner = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Client {
-            transport: Transport::Proxied(inner),
+            transport: Transport::Proxied(Arc::new(ProxiedPerThread {
+                first: proxied_client()?,
+                pools: ThreadLocal::new(),
+            })),
         })
     }
 
@@ -143,6 +163,7 @@ impl Client {
             Transport::Proxied(c) => {
                 let url = req.uri.to_string();
                 let resp = c
+                    .pool()
                     .request(req.method, url)
                     .headers(req.headers)
                     .body(req.body)

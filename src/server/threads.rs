@@ -42,6 +42,7 @@ pub async fn serve_on_threads(
     }
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (release_tx, release_rx) = watch::channel(false);
     let mut deal = Vec::with_capacity(threads);
     let mut loops = Vec::with_capacity(threads);
     for i in 0..threads {
@@ -63,14 +64,26 @@ pub async fn serve_on_threads(
             });
             continue;
         }
+        let mut release = release_rx.clone();
         std::thread::Builder::new()
             .name(format!("tollgate-http-{i}"))
             .spawn(move || {
-                let r = tokio::runtime::Builder::new_current_thread()
+                let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()
-                    .and_then(|rt| rt.block_on(serve(dealt, state, stopped)));
-                let _ = done_tx.send(r);
+                    .build();
+                match rt {
+                    Ok(rt) => {
+                        let _ = done_tx.send(rt.block_on(serve(dealt, state, stopped)));
+                        // Drained, but what its requests spawned (a budget settlement, a
+                        // Redis connection's driver, …) runs here until every loop is done.
+                        rt.block_on(async move {
+                            let _ = release.wait_for(|r| *r).await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = done_tx.send(Err(e));
+                    }
+                }
             })?;
     }
     let acceptor = tokio::spawn(accept_and_deal(listener, deal));
@@ -102,6 +115,7 @@ pub async fn serve_on_threads(
             result = r;
         }
     }
+    let _ = release_tx.send(true);
     result
 }
 

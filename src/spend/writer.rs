@@ -123,9 +123,45 @@ pub fn start_with(
         callbacks,
     };
     WriterHandle {
-        task: tokio::spawn(w.run()),
+        task: spawn_on_own_thread(w.run()),
         stop,
         retention,
+    }
+}
+
+/// Runs the writer on a thread of its own, with a single-threaded runtime: its spill file,
+/// rejected file and replay are synchronous file work (fsynced), which on the gateway's main
+/// thread would hold up the event loop serving HTTP there (`server::serve_on_threads`). The
+/// returned handle is awaited from any runtime; the thread ends with the task.
+fn spawn_on_own_thread(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tollgate-spend".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => {
+                    let _ = handle_tx.send(rt.handle().clone());
+                    // Until the task ends (or panics: then its sender is dropped).
+                    rt.block_on(async move {
+                        let _ = done_rx.await;
+                    });
+                }
+                Err(e) => tracing::warn!("spend writer: no runtime of its own: {e}"),
+            }
+        });
+    match spawned.ok().and_then(|_| handle_rx.recv().ok()) {
+        Some(handle) => handle.spawn(async move {
+            task.await;
+            let _ = done_tx.send(());
+        }),
+        // No thread or runtime of its own: on the caller's, as before.
+        None => tokio::spawn(task),
     }
 }
 
