@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod event_loop;
 pub mod mock_upstream;
 pub mod observe;
 pub mod openclaw;

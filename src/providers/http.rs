@@ -35,22 +35,36 @@ pub struct Client {
 
 #[derive(Clone, Debug)]
 enum Transport {
-    Direct(Arc<PerThread>),
+    Direct(Arc<PerThread<PooledClient<Connector, Full<Bytes>>>>),
     /// A proxy is configured in the environment: reqwest, also a pool per thread.
-    Proxied(Arc<ProxiedPerThread>),
+    Proxied(Arc<PerThread<reqwest::Client>>),
 }
 
-#[derive(Debug)]
-struct ProxiedPerThread {
-    /// The first, made at start-up (so that a bad setting fails there); also the fallback.
-    first: reqwest::Client,
-    pools: ThreadLocal<reqwest::Client>,
+/// A client (and so a connection pool) per thread, made on first use. The gateway serves on
+/// one single-threaded runtime per core (`server::serve_on_threads`): with one pool for all, a
+/// connection opened by one thread (its task runs there) was taken by calls on the other, and
+/// every request and answer on it crossed threads.
+struct PerThread<C: Send> {
+    make: Box<dyn Fn() -> C + Send + Sync>,
+    pools: ThreadLocal<C>,
 }
 
-impl ProxiedPerThread {
-    fn pool(&self) -> &reqwest::Client {
-        self.pools
-            .get_or(|| proxied_client().unwrap_or_else(|_| self.first.clone()))
+impl<C: Send> PerThread<C> {
+    fn new(make: impl Fn() -> C + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(PerThread {
+            make: Box::new(make),
+            pools: ThreadLocal::new(),
+        })
+    }
+
+    fn pool(&self) -> &C {
+        self.pools.get_or(|| (self.make)())
+    }
+}
+
+impl<C: Send> std::fmt::Debug for PerThread<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerThread")
     }
 }
 
@@ -62,29 +76,6 @@ fn proxied_client() -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())
-}
-
-/// A pooled client per thread, made on first use. The gateway serves on one single-threaded
-/// runtime per core (`server::serve_on_threads`): with one pool for all, a connection opened
-/// by one thread (its task runs there) was taken by calls on the other, and every request and
-/// answer on it crossed threads.
-#[derive(Debug)]
-struct PerThread {
-    connector: Connector,
-    pools: ThreadLocal<PooledClient<Connector, Full<Bytes>>>,
-}
-
-impl PerThread {
-    fn pool(&self) -> &PooledClient<Connector, Full<Bytes>> {
-        self.pools.get_or(|| {
-            PooledClient::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(256)
-                .build(self.connector.clone())
-        })
-    }
 }
 
 /// Environment variables that configure an outbound proxy (either case).
@@ -112,19 +103,24 @@ impl Client {
             .enable_all_versions()
             .wrap_connector(http);
         Ok(Client {
-            transport: Transport::Direct(Arc::new(PerThread {
-                connector: https,
-                pools: ThreadLocal::new(),
+            transport: Transport::Direct(PerThread::new(move || {
+                PooledClient::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(256)
+                    .build(https.clone())
             })),
         })
     }
 
     /// A client that sends through reqwest, which reads the proxy settings from the environment.
     pub fn proxied() -> Result<Self, String> {
+        // The first made now, so that a bad setting fails at start-up; also the fallback.
+        let first = proxied_client()?;
         Ok(Client {
-            transport: Transport::Proxied(Arc::new(ProxiedPerThread {
-                first: proxied_client()?,
-                pools: ThreadLocal::new(),
+            transport: Transport::Proxied(PerThread::new(move || {
+                proxied_client().unwrap_or_else(|_| first.clone())
             })),
         })
     }

@@ -65,26 +65,14 @@ pub async fn serve_on_threads(
             continue;
         }
         let mut release = release_rx.clone();
-        std::thread::Builder::new()
-            .name(format!("tollgate-http-{i}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match rt {
-                    Ok(rt) => {
-                        let _ = done_tx.send(rt.block_on(serve(dealt, state, stopped)));
-                        // Drained, but what its requests spawned (a budget settlement, a
-                        // Redis connection's driver, …) runs here until every loop is done.
-                        rt.block_on(async move {
-                            let _ = release.wait_for(|r| *r).await;
-                        });
-                    }
-                    Err(e) => {
-                        let _ = done_tx.send(Err(e));
-                    }
-                }
-            })?;
+        // Once drained, what the loop's requests spawned (a budget settlement, a Redis
+        // connection's driver, …) still runs there until every loop is done.
+        let until = async move {
+            let _ = release.wait_for(|r| *r).await;
+        };
+        crate::event_loop::spawn_thread(format!("tollgate-http-{i}"), until)?.spawn(async move {
+            let _ = done_tx.send(serve(dealt, state, stopped).await);
+        });
     }
     let acceptor = tokio::spawn(accept_and_deal(listener, deal));
     // Until the signal, or until a loop ends on its own (a failure): then the others stop too.

@@ -136,32 +136,20 @@ pub fn start_with(
 fn spawn_on_own_thread(
     task: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
+    // The thread ends with the task (or when it panics: then its sender is dropped).
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("tollgate-spend".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => {
-                    let _ = handle_tx.send(rt.handle().clone());
-                    // Until the task ends (or panics: then its sender is dropped).
-                    rt.block_on(async move {
-                        let _ = done_rx.await;
-                    });
-                }
-                Err(e) => tracing::warn!("spend writer: no runtime of its own: {e}"),
-            }
-        });
-    match spawned.ok().and_then(|_| handle_rx.recv().ok()) {
-        Some(handle) => handle.spawn(async move {
+    let until = async move {
+        let _ = done_rx.await;
+    };
+    match crate::event_loop::spawn_thread("tollgate-spend".into(), until) {
+        Ok(handle) => handle.spawn(async move {
             task.await;
             let _ = done_tx.send(());
         }),
-        // No thread or runtime of its own: on the caller's, as before.
-        None => tokio::spawn(task),
+        Err(e) => {
+            tracing::warn!("spend writer: no thread of its own ({e}); on the caller's runtime");
+            tokio::spawn(task)
+        }
     }
 }
 

@@ -108,10 +108,11 @@ impl SpendDb {
         c.execute_batch(super::SQLITE_PRAGMAS)?;
         // Twice SQLite's default page cache: the index of request ids (their `request_key`
         // since migration 4; their text before) takes each row at a random place, so a batch
-        // dirties one of its pages per row unless the index is in cache. With 4 MiB (and the less frequent checkpoints of `SQLITE_PRAGMAS`) the gateway
-        // read a fifth as many pages (`pread64`) under load with a log of 60-100 k rows, and
-        // the writer's CPU per row at 50-100 k rows fell further (`bench/spend-writer`); the
-        // cost is up to 2 MiB more memory once the log is that large.
+        // dirties one of its pages per row unless the index is in cache. With 4 MiB (and the
+        // less frequent checkpoints of `SQLITE_PRAGMAS`) the gateway read a fifth as many
+        // pages (`pread64`) under load with a log of 60-100 k rows, and the writer's CPU per
+        // row at 50-100 k rows fell further (`bench/spend-writer`); the cost is up to 2 MiB
+        // more memory once the log is that large.
         c.execute_batch("PRAGMA cache_size=-4096")?;
         c.set_prepared_statement_cache_capacity(16);
         Ok(c)
