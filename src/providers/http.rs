@@ -1,8 +1,8 @@
 //! The HTTP client shared by every provider, and the mapping of transport failures and
 //! upstream error bodies to [`ApiError`].
 //!
-//! Calls go through hyper-util's pooled client (rustls for `https`, HTTP/2 when the upstream
-//! offers it by ALPN). reqwest, which the project used first, re-parses the URL twice and runs
+//! Calls go through hyper on connections kept per event-loop thread (`pool.rs`; rustls for
+//! `https`, HTTP/2 when the upstream offers it by ALPN). reqwest, which the project used first, re-parses the URL twice and runs
 //! redirect and retry layers on every call: about 30 k instructions of the ~180 k a proxied
 //! call cost (docs/PERFORMANCE.md). When the environment names a proxy (`HTTPS_PROXY`,
 //! `HTTP_PROXY`, `ALL_PROXY`, honoured with `NO_PROXY` as LiteLLM's httpx does), calls go
@@ -16,16 +16,14 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use hyper_util::client::legacy::Client as PooledClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 use thread_local::ThreadLocal;
 
 use crate::config::Env;
 use crate::error::ApiError;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub(super) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The upstream client: a connection pool per thread (see [`PerThread`]). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,7 +33,7 @@ pub struct Client {
 
 #[derive(Clone, Debug)]
 enum Transport {
-    Direct(Arc<PerThread<PooledClient<Connector, Full<Bytes>>>>),
+    Direct(Arc<PerThread<super::pool::Pool>>),
     /// A proxy is configured in the environment: reqwest, also a pool per thread.
     Proxied(Arc<PerThread<reqwest::Client>>),
 }
@@ -44,7 +42,7 @@ enum Transport {
 /// one single-threaded runtime per core (`server::serve_on_threads`): with one pool for all, a
 /// connection opened by one thread (its task runs there) was taken by calls on the other, and
 /// every request and answer on it crossed threads.
-struct PerThread<C: Send> {
+pub(super) struct PerThread<C: Send> {
     make: Box<dyn Fn() -> C + Send + Sync>,
     pools: ThreadLocal<C>,
 }
@@ -57,7 +55,7 @@ impl<C: Send> PerThread<C> {
         })
     }
 
-    fn pool(&self) -> &C {
+    pub(super) fn pool(&self) -> &C {
         self.pools.get_or(|| (self.make)())
     }
 }
@@ -104,12 +102,7 @@ impl Client {
             .wrap_connector(http);
         Ok(Client {
             transport: Transport::Direct(PerThread::new(move || {
-                PooledClient::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .build(https.clone())
+                super::pool::Pool::new(https.clone())
             })),
         })
     }
@@ -141,14 +134,7 @@ impl Client {
                 if let Some(host) = req.default_host {
                     r.headers_mut().entry(hyper::header::HOST).or_insert(host);
                 }
-                let resp = c.pool().request(r).await.map_err(|e| {
-                    let kind = if e.is_connect() {
-                        FailureKind::Connect
-                    } else {
-                        FailureKind::Other
-                    };
-                    TransportError::from_error(kind, &e)
-                })?;
+                let resp = super::pool::send(c, r).await?;
                 let (parts, body) = resp.into_parts();
                 Ok(Response {
                     status: parts.status,
@@ -236,7 +222,7 @@ impl Request {
         self
     }
 
-    /// The `Host` value hyper-util would compute for this URL, computed once by the caller.
+    /// The `Host` value for this URL (see [`host_header`]), computed once by the caller.
     /// Used by the pooled client only, and only if no `Host` header was set; the proxied
     /// client (reqwest) sets its own, per redirect hop.
     pub fn default_host(mut self, host: Option<HeaderValue>) -> Self {
@@ -257,8 +243,8 @@ pub fn parse_uri(url: &str) -> Result<Uri, String> {
         .map_err(|e| format!("invalid upstream URL {url:?}: {e}"))
 }
 
-/// The `Host` header of a plain-`http` URL as hyper-util's client writes it (the port only
-/// when it is not 80), for callers that send to one URL many times (see
+/// The `Host` header of a plain-`http` URL as the pool writes it (the port only when it is not
+/// 80), for callers that send to one URL many times (see
 /// [`Request::default_host`]). `None` for `https`: such a connection may speak HTTP/2, where
 /// the host travels as `:authority` and a `host` header beside it is refused by servers
 /// (nginx: "client sent duplicate host header").
@@ -266,11 +252,7 @@ pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
     if uri.scheme_str() != Some("http") {
         return None;
     }
-    let host = uri.host()?;
-    match uri.port_u16() {
-        Some(port) if port != 80 => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
-        _ => HeaderValue::from_str(host).ok(),
-    }
+    super::pool::host_value(uri.scheme()?, uri.authority()?)
 }
 
 /// A header value that is never logged (API keys).
@@ -288,7 +270,7 @@ pub struct Response {
 }
 
 enum ResponseBody {
-    Direct(hyper::body::Incoming),
+    Direct(super::pool::Leased),
     Proxied(reqwest::Response),
 }
 
@@ -349,7 +331,7 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    fn from_error(kind: FailureKind, e: &(dyn std::error::Error + 'static)) -> Self {
+    pub(super) fn from_error(kind: FailureKind, e: &(dyn std::error::Error + 'static)) -> Self {
         TransportError {
             kind,
             message: root_cause(e),
@@ -559,7 +541,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_header_for_plain_http_as_hyper_util_writes_it() {
+    fn host_header_for_plain_http_only_port_when_not_default() {
         let host =
             |u: &str| host_header(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(

@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod http;
 pub mod mock;
 pub mod openai_compat;
+mod pool;
 pub mod registry;
 
 use std::pin::Pin;
