@@ -221,6 +221,8 @@ async fn costs_match_the_price_table_and_every_endpoint_answers() {
     assert_eq!(row["request_tags"], json!(["openclaw"]));
     assert_eq!(row["metadata"]["user_api_key"], hash_token(MASTER));
     assert!(row["startTime"].as_str().unwrap().ends_with('Z'));
+    // The client's address, as the connection gave it.
+    assert_eq!(row["requester_ip_address"], "127.0.0.1");
 
     // Two rows in all; filters by key (raw or hashed) agree.
     wait_logs(&gw, "", |r| r.len() == 2).await;

@@ -11,15 +11,38 @@ use crate::error::ApiError;
 pub fn bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "Request body is too large. Raise general_settings.max_request_size_mb to accept it.",
-            )
+            too_large()
         } else {
-            ApiError::bad_request(format!("Could not read the request body: {e}"))
+            unreadable(&e)
         }
     })
+}
+
+/// The whole body, at most `limit` bytes, as [`bytes`] answers for a route's extracted body
+/// (`DefaultBodyLimit`): for the routes dispatched before the router (`server::hot_path`).
+pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            cause = c.source();
+        }
+        unreadable(&e)
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "Request body is too large. Raise general_settings.max_request_size_mb to accept it.",
+    )
+}
+
+fn unreadable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("Could not read the request body: {e}"))
 }
 
 /// Parses JSON, saying where it is malformed or which field is wrong.

@@ -9,6 +9,7 @@ pub mod body;
 pub mod call;
 pub mod cors;
 pub mod health;
+mod hot_path;
 pub mod openai;
 pub mod spend;
 pub mod sse;
@@ -31,10 +32,23 @@ use tokio::net::TcpStream;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every route, LiteLLM's paths with and without `/v1`.
+/// The request body limit (`general_settings.max_request_size_mb`).
+fn body_limit(state: &AppState) -> usize {
+    (state.config.general.max_request_size_mb * 1024.0 * 1024.0) as usize
+}
+
+/// What the server runs: the CORS layer over [`router`], with the chat routes answered before
+/// routing ([`hot_path`]).
+pub fn app(state: AppState) -> cors::Cors<hot_path::HotPath<Router>> {
+    let policy = cors::CorsPolicy::from_config(&state.config);
+    let limit = body_limit(&state);
+    let hot = hot_path::HotPath::new(router(state.clone()), state, limit);
+    tower::Layer::layer(&cors::CorsLayer::new(policy), hot)
+}
+
+/// Every route, LiteLLM's paths with and without `/v1` (without CORS: see [`app`]).
 pub fn router(state: AppState) -> Router {
-    let limit = (state.config.general.max_request_size_mb * 1024.0 * 1024.0) as usize;
-    let cors = cors::CorsPolicy::from_config(&state.config);
+    let limit = body_limit(&state);
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -94,7 +108,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(cors::CorsLayer::new(cors))
         .with_state(state)
 }
 
@@ -131,7 +144,9 @@ pub async fn serve<L>(
 where
     L: Listener<Io = TcpStream, Addr = SocketAddr>,
 {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app(state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // Small responses must not wait on the client's delayed ACK.
     let listener = listener.tap_io(|tcp| {

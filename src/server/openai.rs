@@ -31,7 +31,26 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    chat_inner(st, peer, headers, None, body, false).await
+    chat_inner(st, peer, headers, None, body::bytes(body), false).await
+}
+
+/// `POST /v1/chat/completions` and `/chat/completions` as `server::hot_path` dispatches them,
+/// before the router: the same handler with the client's address, headers and body taken
+/// from the request as it is (no header map copied, no extractors).
+pub async fn chat_completions_direct(
+    st: AppState,
+    req: axum::extract::Request,
+    body_limit: usize,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let body = body::read_limited(body, body_limit).await;
+    chat_inner(st, peer, parts.headers, None, body, false)
+        .await
+        .into_response()
 }
 
 /// `POST /queue/chat/completions`, LiteLLM's priority-queue route. Tollgate has no request
@@ -43,7 +62,7 @@ pub async fn queue_chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    chat_inner(st, peer, headers, None, body, true).await
+    chat_inner(st, peer, headers, None, body::bytes(body), true).await
 }
 
 /// Azure-style `/openai/deployments/{model}/chat/completions`.
@@ -54,7 +73,7 @@ pub async fn azure_chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    chat_inner(st, peer, headers, Some(model), body, false).await
+    chat_inner(st, peer, headers, Some(model), body::bytes(body), false).await
 }
 
 /// What the gateway takes out of a request body before it goes upstream.
@@ -175,12 +194,12 @@ async fn chat_inner(
     peer: SocketAddr,
     headers: HeaderMap,
     path_model: Option<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, ApiError>,
     queued: bool,
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let caller = st.auth.authenticate(&headers).await?;
-    let raw = body::bytes(body)?;
+    let raw = body?;
     let mut req: ChatRequest = parse_chat(&raw, path_model)?;
     if queued {
         req.extra.remove("priority");
