@@ -8,7 +8,9 @@
 //!
 //! - HTTP/1.1: a connection is leased to one call at a time. It returns to its thread's list
 //!   when the call has read the answer to its end, or dropped it so near the end that hyper
-//!   could finish it ([`Leased`]); one dropped half-read is closed.
+//!   could finish it ([`Leased`]); one dropped half-read is closed (also one whose closing
+//!   chunk had not arrived yet when a stream reader stopped at `[DONE]`: a new connection for
+//!   the next call, not an error; hyper-util did the same).
 //! - HTTP/2 (negotiated by ALPN over TLS): one connection per upstream, shared by every call
 //!   on the thread, replaced when it closes.
 //! - A connection the upstream closed while it was idle is skipped (its task has seen the
@@ -43,6 +45,9 @@ use super::http::{Connector, FailureKind, PerThread, TransportError};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Unused HTTP/1.1 connections kept per upstream and thread.
 pub const MAX_IDLE_PER_HOST: usize = 256;
+/// How long a returned connection may stay not ready (an upstream that stalled in the middle
+/// of an answer nobody reads any more) before the list lets it go.
+const STALLED: Duration = Duration::from_secs(10);
 
 type Sender1 = http1::SendRequest<Full<Bytes>>;
 type Sender2 = http2::SendRequest<Full<Bytes>>;
@@ -94,10 +99,12 @@ impl Pool {
         while i > 0 {
             i -= 1;
             let (tx, since) = &host.idle[i];
-            if tx.is_closed() || now.duration_since(*since) >= IDLE_TIMEOUT {
-                host.idle.remove(i);
-            } else if tx.is_ready() {
+            let age = now.duration_since(*since);
+            if tx.is_ready() && age < IDLE_TIMEOUT {
                 return Some(Conn::H1(host.idle.remove(i).0));
+            }
+            if tx.is_closed() || age >= IDLE_TIMEOUT || (!tx.is_ready() && age >= STALLED) {
+                host.idle.remove(i);
             }
         }
         None

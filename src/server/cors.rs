@@ -163,7 +163,7 @@ impl CorsPolicy {
     }
 }
 
-/// The layer over every route (`server::router`).
+/// The layer over everything served (`server::app`).
 #[derive(Debug, Clone)]
 pub struct CorsLayer(Arc<CorsPolicy>);
 

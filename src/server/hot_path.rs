@@ -95,6 +95,9 @@ mod tests {
         assert!(!is_chat(&req(Method::GET, "/v1/chat/completions")));
         assert!(!is_chat(&req(Method::OPTIONS, "/v1/chat/completions")));
         assert!(!is_chat(&req(Method::POST, "/v1/chat/completions/")));
+        // Nor does the router decode or normalise the path.
+        assert!(!is_chat(&req(Method::POST, "//v1/chat/completions")));
+        assert!(!is_chat(&req(Method::POST, "/v1/chat%2Fcompletions")));
         assert!(!is_chat(&req(Method::POST, "/queue/chat/completions")));
         assert!(!is_chat(&req(
             Method::POST,

@@ -46,8 +46,8 @@ pub fn app(state: AppState) -> cors::Cors<hot_path::HotPath<Router>> {
     tower::Layer::layer(&cors::CorsLayer::new(policy), hot)
 }
 
-/// Every route, LiteLLM's paths with and without `/v1` (without CORS: see [`app`]).
-pub fn router(state: AppState) -> Router {
+/// Every route, LiteLLM's paths with and without `/v1` (without CORS: serve [`app`]).
+fn router(state: AppState) -> Router {
     let limit = body_limit(&state);
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))

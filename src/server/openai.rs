@@ -43,6 +43,8 @@ pub async fn chat_completions_direct(
     body_limit: usize,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    // `serve` always adds the connection's address (`into_make_service_with_connect_info`).
+    debug_assert!(parts.extensions.get::<ConnectInfo<SocketAddr>>().is_some());
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
