@@ -26,7 +26,9 @@ use crate::types::sse::{DONE_FRAME, data_frame};
 pub struct CallRecord {
     state: AppState,
     admission: Option<Admission>,
-    pub event: SpendEvent,
+    /// Boxed: ~1 KB that would otherwise be copied with every move of the record and of the
+    /// handler futures holding it (into a box per call, into the streamed body).
+    pub event: Box<SpendEvent>,
     attempt: Option<Attempt>,
     started: Instant,
     /// When the router handed back an answer or stream.
@@ -56,7 +58,7 @@ impl CallRecord {
             uuid.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
         );
-        let event = SpendEvent {
+        let event = Box::new(SpendEvent {
             request_id: call_id.clone(),
             call_id,
             call_type: call_type.to_owned(),
@@ -68,7 +70,7 @@ impl CallRecord {
             status: "success".into(),
             metadata: Value::Object(Default::default()),
             ..SpendEvent::default()
-        };
+        });
         CallRecord {
             state,
             admission: Some(admission),
@@ -187,7 +189,7 @@ impl CallRecord {
             adm.settle(cost, usage.prompt_tokens + usage.completion_tokens);
         }
         self.observe(err.map(|e| e.status.as_u16()).unwrap_or(200));
-        self.state.spend.record(std::mem::take(&mut self.event));
+        self.state.spend.record(std::mem::take(&mut *self.event));
         cost
     }
 
