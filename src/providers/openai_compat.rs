@@ -315,7 +315,7 @@ impl Upstream {
             }
             let provider = self.provider;
             match self.bytes.next().await {
-                Some(Ok(piece)) => match self.decoder.push(&piece) {
+                Some(Ok(piece)) => match self.decoder.push_bytes(piece) {
                     Ok(events) => {
                         for ev in events {
                             match map_event(ev.data, provider) {

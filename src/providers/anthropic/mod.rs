@@ -220,7 +220,7 @@ impl Provider for Anthropic {
                     break;
                 };
                 let events = match piece {
-                    Ok(p) => match decoder.push(&p) {
+                    Ok(p) => match decoder.push_bytes(p) {
                         Ok(evs) => evs,
                         Err(_) => {
                             let _ = tx
