@@ -101,8 +101,16 @@ pub fn window_end(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> i6
 }
 
 /// The counter holding an entity's spend in one budget window.
+/// Built by hand: with `format!` it was ~1.2 k instructions on every admitted call.
 pub fn spend_key(kind: Kind, id: &str, window: i64) -> String {
-    format!("spend:{}:{id}:{window}", kind.tag())
+    let mut n = itoa::Buffer::new();
+    let window = n.format(window);
+    let tag = kind.tag();
+    let mut key = String::with_capacity(8 + tag.len() + id.len() + window.len());
+    for part in ["spend:", tag, ":", id, ":", window] {
+        key.push_str(part);
+    }
+    key
 }
 
 pub fn spend_expiry(window: i64) -> i64 {
@@ -439,5 +447,26 @@ impl Drop for Admission {
                 .map(|k| (k, -1.0)),
         );
         self.apply(deltas);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_keys_keep_their_text() {
+        // Counters live under these names in Redis, shared with other instances and versions.
+        for (kind, id, w) in [
+            (Kind::Key, "88b1f3", 0),
+            (Kind::Team, "team-1", 1_796_487_282_758),
+            (Kind::User, "u:x", -5),
+            (Kind::EndUser, "", i64::MAX),
+        ] {
+            assert_eq!(
+                spend_key(kind, id, w),
+                format!("spend:{}:{id}:{w}", kind.tag())
+            );
+        }
     }
 }

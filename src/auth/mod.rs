@@ -764,7 +764,7 @@ impl Auth {
         if let Some(l) = key_limits {
             if let Some(m) = l.max_budget {
                 adm.headers
-                    .push(("x-litellm-key-max-budget", format!("{m}")));
+                    .push(("x-litellm-key-max-budget", crate::types::number::decimal(m)));
             }
             if let Some(r) = l.rpm {
                 adm.headers.push(("x-litellm-key-rpm-limit", r.to_string()));

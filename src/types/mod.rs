@@ -4,6 +4,7 @@
 //! name in a flattened `extra` map, so nothing a client sends is silently dropped.
 
 pub mod anthropic;
+pub mod number;
 pub mod openai;
 pub mod raw;
 pub mod sse;
