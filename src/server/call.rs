@@ -516,7 +516,7 @@ impl Drop for SseBody {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHAT_TEXT, COMPLETION_TEXT, decimal, delta_text_len, ip_text, millis};
+    use super::{CHAT_TEXT, COMPLETION_TEXT, delta_text_len, ip_text, millis};
     use std::time::Duration;
 
     #[test]
