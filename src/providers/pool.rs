@@ -465,6 +465,17 @@ mod tests {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// A call's answer as a stream, its first chunk (`{"n":`) read.
+    async fn first_chunk_read(c: &Client, url: &str) -> crate::providers::http::ByteStream {
+        let t = Duration::from_secs(5);
+        let resp = send(c, Request::post_json_to(url, "{}"), t, "test")
+            .await
+            .unwrap();
+        let mut stream = resp.bytes_stream();
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"{\"n\":");
+        stream
+    }
+
     #[tokio::test]
     async fn a_connection_read_to_its_end_serves_the_next_call() {
         let (url, conns, hosts) = upstream(After::KeepOpen);
@@ -518,13 +529,8 @@ mod tests {
         // (arrived with them) never polled.
         let (url, conns, _) = upstream(After::KeepOpen);
         let c = client();
-        let t = Duration::from_secs(5);
         for i in 1..=3 {
-            let resp = send(&c, Request::post_json_to(&url, "{}"), t, "test")
-                .await
-                .unwrap();
-            let mut stream = resp.bytes_stream();
-            assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"{\"n\":");
+            let mut stream = first_chunk_read(&c, &url).await;
             let last = stream.next().await.unwrap().unwrap();
             assert_eq!(last, format!("{i}}}"));
             drop(stream);
@@ -539,13 +545,7 @@ mod tests {
     async fn an_answer_dropped_half_read_closes_its_connection() {
         let (url, conns, _) = upstream(After::StallMidBody);
         let c = client();
-        let t = Duration::from_secs(5);
-        let resp = send(&c, Request::post_json_to(&url, "{}"), t, "test")
-            .await
-            .unwrap();
-        let mut stream = resp.bytes_stream();
-        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"{\"n\":");
-        drop(stream);
+        drop(first_chunk_read(&c, &url).await);
         tokio::task::yield_now().await;
         // The rest of the first answer must not be read as the second's.
         assert_eq!(call(&c, &url).await.unwrap(), "{\"n\":2}");
