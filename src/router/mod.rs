@@ -262,14 +262,7 @@ impl Router {
         request_fallbacks: Option<Vec<String>>,
     ) -> Result<(Outcome, Attempt), (ApiError, Option<Attempt>)> {
         let requested = req.model.clone();
-        let mut chain: Vec<String> = vec![group.to_owned()];
-        let mut fallbacks = request_fallbacks
-            .or_else(|| self.settings.fallbacks.get(group).cloned())
-            .unwrap_or_else(|| self.settings.default_fallbacks.clone());
-        fallbacks.retain(|f| f != group);
-        fallbacks.truncate(self.settings.max_fallbacks);
-        chain.extend(fallbacks);
-
+        let mut chain = self.fallback_chain(group, request_fallbacks);
         let mut last_err: Option<(ApiError, Option<Attempt>)> = None;
         let mut total_retries = 0;
         let mut i = 0;
@@ -294,21 +287,9 @@ impl Router {
             {
                 Ok(ok) => return Ok(ok),
                 Err((err, attempt)) => {
-                    let context = http::is_context_window_error(&err);
-                    if context
-                        && let Some(cw) = self.settings.context_window_fallbacks.get(&group_name)
-                    {
-                        for f in cw {
-                            if !chain.contains(f) {
-                                chain.insert(i + 1, f.clone());
-                            }
-                        }
-                    }
-                    let may_fall_back = err.retryable
-                        || context
-                        || matches!(err.status.as_u16(), 401 | 403 | 404 | 501);
+                    let next = self.falls_back_after(&err, &group_name, &mut chain, i);
                     last_err = Some((err, attempt));
-                    if !may_fall_back {
+                    if !next {
                         break;
                     }
                 }
@@ -316,6 +297,39 @@ impl Router {
             i += 1;
         }
         Err(last_err.unwrap_or_else(|| (self.unknown_model(&requested), None)))
+    }
+
+    /// The model groups a call tries in turn: its own, then the request's `fallbacks` (or the
+    /// group's configured ones, or `default_fallbacks`), at most `max_fallbacks` of them.
+    fn fallback_chain(&self, group: &str, request_fallbacks: Option<Vec<String>>) -> Vec<String> {
+        let mut chain: Vec<String> = vec![group.to_owned()];
+        let mut fallbacks = request_fallbacks
+            .or_else(|| self.settings.fallbacks.get(group).cloned())
+            .unwrap_or_else(|| self.settings.default_fallbacks.clone());
+        fallbacks.retain(|f| f != group);
+        fallbacks.truncate(self.settings.max_fallbacks);
+        chain.extend(fallbacks);
+        chain
+    }
+
+    /// After `err` from the chain's `i`-th group (`group_name`): whether the next group is
+    /// tried. A prompt too long for the group puts its `context_window_fallbacks` next.
+    fn falls_back_after(
+        &self,
+        err: &ApiError,
+        group_name: &str,
+        chain: &mut Vec<String>,
+        i: usize,
+    ) -> bool {
+        let context = http::is_context_window_error(err);
+        if context && let Some(cw) = self.settings.context_window_fallbacks.get(group_name) {
+            for f in cw {
+                if !chain.contains(f) {
+                    chain.insert(i + 1, f.clone());
+                }
+            }
+        }
+        err.retryable || context || matches!(err.status.as_u16(), 401 | 403 | 404 | 501)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -500,17 +514,61 @@ impl Router {
         &self,
         group: &str,
         body: serde_json::Value,
+        request_fallbacks: Option<Vec<String>>,
     ) -> Result<(TextCompletion, Attempt), (ApiError, Option<Attempt>)> {
         let requested = requested_model(&body, group);
+        let mut chain = self.fallback_chain(group, request_fallbacks);
+        let mut last_err: Option<(ApiError, Option<Attempt>)> = None;
+        let mut total_retries = 0;
+        let mut i = 0;
+        while i < chain.len() {
+            let g = chain[i].clone();
+            let Some(group_name) = self.resolve_group(&g).map(str::to_owned) else {
+                i += 1;
+                continue;
+            };
+            let model_for_group = if i == 0 { requested.clone() } else { g };
+            match self
+                .text_completion_in(
+                    &group_name,
+                    &model_for_group,
+                    &body,
+                    i as u32,
+                    &mut total_retries,
+                )
+                .await
+            {
+                Ok(ok) => return Ok(ok),
+                Err((err, attempt)) => {
+                    let next = self.falls_back_after(&err, &group_name, &mut chain, i);
+                    last_err = Some((err, attempt));
+                    if !next {
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        Err(last_err.unwrap_or_else(|| (self.unknown_model(&requested), None)))
+    }
+
+    /// One group's attempt at a text completion, with its retries.
+    async fn text_completion_in(
+        &self,
+        group: &str,
+        requested: &str,
+        body: &serde_json::Value,
+        fallback_index: u32,
+        total_retries: &mut u32,
+    ) -> Result<(TextCompletion, Attempt), (ApiError, Option<Attempt>)> {
         let mocked = body.get("mock_response").is_some();
-        let eligible = self.openai_only(group, &requested, "completions", mocked)?;
-        let mut retries = 0;
+        let eligible = self.openai_only(group, requested, "completions", mocked)?;
         self.with_retries_in(
             &eligible,
             group,
-            &requested,
-            0,
-            &mut retries,
+            requested,
+            fallback_index,
+            total_retries,
             |_, provider, model| {
                 let mut call = body.clone();
                 call["model"] = serde_json::Value::String(model);

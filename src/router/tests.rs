@@ -93,3 +93,34 @@ fn deployment_params_are_defaults_the_request_overrides() {
     assert_eq!(r.temperature, Some(0.9));
     assert_eq!(r.extra["seed"], 9);
 }
+
+#[tokio::test]
+async fn text_completions_fall_back_as_chat_does() {
+    let r = router(
+        "model_list:\n  - model_name: bad\n    litellm_params: {model: mock/x, mock_response: litellm.RateLimitError}\n  - model_name: good\n    litellm_params: {model: mock/y, mock_response: fine}\n  - model_name: other\n    litellm_params: {model: mock/z, mock_response: other}\nrouter_settings:\n  num_retries: 1\n  fallbacks: [{bad: [good]}]\n",
+    );
+    let body = || serde_json::json!({"model": "bad", "prompt": "hi"});
+    // The configured fallback.
+    let (_, attempt) = r
+        .text_completion("bad", body(), None)
+        .await
+        .map_err(|e| e.0)
+        .unwrap();
+    assert_eq!(attempt.model_group, "good");
+    assert_eq!(attempt.fallbacks, 1);
+    assert_eq!(attempt.retries, 1);
+    // The request's own `fallbacks` win over the configured ones.
+    let (_, attempt) = r
+        .text_completion("bad", body(), Some(vec!["other".into()]))
+        .await
+        .map_err(|e| e.0)
+        .unwrap();
+    assert_eq!(attempt.model_group, "other");
+    // `disable_fallbacks` (an empty list): the group's error.
+    let (err, _) = r
+        .text_completion("bad", body(), Some(Vec::new()))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.status.as_u16(), 429);
+}

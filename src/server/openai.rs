@@ -474,7 +474,6 @@ async fn completions_inner(
     let Some(group) = st.router.resolve_group(&model).map(str::to_owned) else {
         return Err(st.router.unknown_model(&model));
     };
-    // Per-request `fallbacks` are not applied here (the group's retries are).
     let gw = take_gateway_fields(&mut obj);
     let user = end_user(
         obj.get("user").and_then(Value::as_str).map(str::to_owned),
@@ -506,7 +505,11 @@ async fn completions_inner(
     record.event.metadata = gw.metadata;
     record.event.messages = prompt;
     record.upstream_begins();
-    match st.router.text_completion(&group, Value::Object(obj)).await {
+    match st
+        .router
+        .text_completion(&group, Value::Object(obj), gw.fallbacks)
+        .await
+    {
         Ok((TextCompletion::Json { bytes, id, usage }, attempt)) => {
             record.set_attempt(attempt);
             record.first_token();
