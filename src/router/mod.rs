@@ -262,6 +262,36 @@ impl Router {
         request_fallbacks: Option<Vec<String>>,
     ) -> Result<(Outcome, Attempt), (ApiError, Option<Attempt>)> {
         let requested = req.model.clone();
+        let req = &req;
+        self.across_fallbacks(
+            group,
+            &requested,
+            request_fallbacks,
+            |group_name, model, index, mut retries| async move {
+                let r = self
+                    .try_group(&group_name, &model, req, stream, opts, index, &mut retries)
+                    .await;
+                (r, retries)
+            },
+        )
+        .await
+    }
+
+    /// Runs `attempt` on the call's group, then on each fallback group in turn
+    /// ([`fallback_chain`](Self::fallback_chain)) while the error allows
+    /// ([`falls_back_after`](Self::falls_back_after)). `attempt` gets the group, the model to
+    /// name (the requested one for the call's own group, the fallback's name after), the
+    /// fallback index and the retries spent so far, and hands the retries back.
+    async fn across_fallbacks<T, Fut>(
+        &self,
+        group: &str,
+        requested: &str,
+        request_fallbacks: Option<Vec<String>>,
+        mut attempt: impl FnMut(String, String, u32, u32) -> Fut,
+    ) -> Result<(T, Attempt), (ApiError, Option<Attempt>)>
+    where
+        Fut: std::future::Future<Output = (Result<(T, Attempt), (ApiError, Option<Attempt>)>, u32)>,
+    {
         let mut chain = self.fallback_chain(group, request_fallbacks);
         let mut last_err: Option<(ApiError, Option<Attempt>)> = None;
         let mut total_retries = 0;
@@ -272,19 +302,11 @@ impl Router {
                 i += 1;
                 continue;
             };
-            let model_for_group = if i == 0 { requested.clone() } else { g.clone() };
-            match self
-                .try_group(
-                    &group_name,
-                    &model_for_group,
-                    &req,
-                    stream,
-                    opts,
-                    i as u32,
-                    &mut total_retries,
-                )
-                .await
-            {
+            let model = if i == 0 { requested.to_owned() } else { g };
+            let (result, retries) =
+                attempt(group_name.clone(), model, i as u32, total_retries).await;
+            total_retries = retries;
+            match result {
                 Ok(ok) => return Ok(ok),
                 Err((err, attempt)) => {
                     let next = self.falls_back_after(&err, &group_name, &mut chain, i);
@@ -296,7 +318,7 @@ impl Router {
             }
             i += 1;
         }
-        Err(last_err.unwrap_or_else(|| (self.unknown_model(&requested), None)))
+        Err(last_err.unwrap_or_else(|| (self.unknown_model(requested), None)))
     }
 
     /// The model groups a call tries in turn: its own, then the request's `fallbacks` (or the
@@ -517,39 +539,19 @@ impl Router {
         request_fallbacks: Option<Vec<String>>,
     ) -> Result<(TextCompletion, Attempt), (ApiError, Option<Attempt>)> {
         let requested = requested_model(&body, group);
-        let mut chain = self.fallback_chain(group, request_fallbacks);
-        let mut last_err: Option<(ApiError, Option<Attempt>)> = None;
-        let mut total_retries = 0;
-        let mut i = 0;
-        while i < chain.len() {
-            let g = chain[i].clone();
-            let Some(group_name) = self.resolve_group(&g).map(str::to_owned) else {
-                i += 1;
-                continue;
-            };
-            let model_for_group = if i == 0 { requested.clone() } else { g };
-            match self
-                .text_completion_in(
-                    &group_name,
-                    &model_for_group,
-                    &body,
-                    i as u32,
-                    &mut total_retries,
-                )
-                .await
-            {
-                Ok(ok) => return Ok(ok),
-                Err((err, attempt)) => {
-                    let next = self.falls_back_after(&err, &group_name, &mut chain, i);
-                    last_err = Some((err, attempt));
-                    if !next {
-                        break;
-                    }
-                }
-            }
-            i += 1;
-        }
-        Err(last_err.unwrap_or_else(|| (self.unknown_model(&requested), None)))
+        let body = &body;
+        self.across_fallbacks(
+            group,
+            &requested,
+            request_fallbacks,
+            |group_name, model, index, mut retries| async move {
+                let r = self
+                    .text_completion_in(&group_name, &model, body, index, &mut retries)
+                    .await;
+                (r, retries)
+            },
+        )
+        .await
     }
 
     /// One group's attempt at a text completion, with its retries.
