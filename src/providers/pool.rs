@@ -258,10 +258,8 @@ pub async fn send(
             Ok(resp) => return Ok(resp),
             Err(mut e) => match e.take_message() {
                 // Never sent: safe to send again, on another connection.
-                Some(back) if was_reused => {
-                    req = back;
-                    *req.uri_mut() = uri.clone();
-                }
+                // (Each branch above sets the URI form it sends.)
+                Some(back) if was_reused => req = back,
                 _ => {
                     return Err(TransportError::from_error(FailureKind::Other, e.error()));
                 }
